@@ -1,0 +1,52 @@
+"""The ``edgecnn`` command line: thin commands over the Python API.
+
+Each command module registers its commands on :data:`edgecnn.cli.app.app`. :func:`main` maps
+user-facing errors (``EdgecnnError`` and click's usage errors) to one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from edgecnn.cli import (  # noqa: F401  (imported for their command registrations)
+    analyse_cmds,
+    compress_cmds,
+    demo_cmds,
+    hardware_cmds,
+    kernels_cmds,
+    report_cmds,
+    runtime_cmds,
+)
+from edgecnn.cli.app import app
+from edgecnn.errors import EdgecnnError
+
+__all__ = ["app", "main"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``edgecnn`` script."""
+    try:
+        rv = app(args=argv, prog_name="edgecnn", standalone_mode=False)
+    except EdgecnnError as e:
+        print(f"edgecnn: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except click.exceptions.NoArgsIsHelpError as e:
+        e.show()
+        raise SystemExit(2) from None
+    except click.ClickException as e:
+        msg = " ".join(e.format_message().split())
+        hint = ""
+        if isinstance(e, click.UsageError) and e.ctx is not None:
+            hint = f" (see '{e.ctx.command_path} --help')"
+        print(f"edgecnn: error: {msg}{hint}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except click.exceptions.Abort:
+        print("edgecnn: aborted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except KeyboardInterrupt:
+        print("edgecnn: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    if isinstance(rv, int) and rv != 0:
+        raise SystemExit(rv)

@@ -1,0 +1,69 @@
+"""Helpers shared by the command modules: JSON output, shapes, progress bars."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from edgecnn.errors import ShapeError
+
+T = TypeVar("T")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def print_json(obj: Any) -> None:
+    """Print one JSON document on stdout (no rich markup, machine-readable)."""
+    sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    sys.stdout.flush()
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, (set, frozenset, tuple)):
+        return list(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def parse_shape(text: str | None, option: str = "--input-shape") -> tuple[int, ...] | None:
+    """Parse ``1x3x224x224`` (or ``1,3,224,224``) into a tuple of positive ints."""
+    if text is None:
+        return None
+    parts = text.lower().replace(",", "x").replace("*", "x").split("x")
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ShapeError(
+            f"malformed {option} '{text}': give positive integers joined by 'x', e.g. 1x3x224x224"
+        ) from None
+    if not dims or any(d <= 0 for d in dims):
+        raise ShapeError(
+            f"malformed {option} '{text}': every dimension must be a positive integer, e.g. 1x3x224x224"
+        )
+    return dims
+
+
+def track(items: Iterable[T], description: str, total: int | None = None, quiet: bool = False) -> Iterator[T]:
+    """Iterate with a progress bar on stderr (hidden when ``quiet`` or stderr is not a terminal)."""
+    if quiet:
+        yield from items
+        return
+    progress = Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
+    with progress:
+        yield from progress.track(items, total=total, description=description)

@@ -1,0 +1,159 @@
+"""The network intermediate representation every analysis reads.
+
+A :class:`Graph` is an ordered list of :class:`Layer` s in execution order. Layers are connected
+through tensor names: a layer's ``inputs`` are the activation tensors it reads (never its
+parameters), its ``outputs`` the tensors it writes. Parameters (weights, biases, BatchNorm
+statistics) are recorded as shapes in ``Layer.params``; the IR never holds tensor data.
+
+Conventions
+-----------
+* Shapes are tuples of ints, activations in NCHW order for images, batch first.
+* ``OpKind`` is the canonical operator; ``Layer.source_op`` keeps the frontend's own name
+  (an ONNX ``op_type`` or an ATen overload name) for reports.
+* Attributes use one vocabulary across frontends: ``kernel`` (kh, kw), ``stride`` (sh, sw),
+  ``padding`` (top, left, bottom, right), ``dilation`` (dh, dw), ``groups`` (int),
+  ``transposed`` (bool) and, for activations/elementwise ops, ``fn`` (e.g. ``"relu"``).
+* ``Graph.param_count`` is the source model's own parameter count, before any folding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+DTYPE_BYTES: dict[str, int] = {
+    "float64": 8,
+    "float32": 4,
+    "float16": 2,
+    "bfloat16": 2,
+    "int64": 8,
+    "int32": 4,
+    "int16": 2,
+    "int8": 1,
+    "uint8": 1,
+    "bool": 1,
+}
+
+PRECISION_BYTES: dict[str, int] = {"fp32": 4, "fp16": 2, "int8": 1}
+
+
+class OpKind(str, Enum):
+    """Canonical operator kinds. The value is the name shown in reports and JSON."""
+
+    CONV = "conv"  # Conv incl. grouped, depthwise, dilated (attrs: kernel/stride/padding/dilation/groups)
+    CONV_TRANSPOSE = "conv_transpose"
+    LINEAR = "linear"  # activation x weight matrix (Gemm, aten.addmm/mm with a parameter)
+    MATMUL = "matmul"  # activation x activation (bmm, attention scores)
+    ATTENTION = "attention"  # fused scaled-dot-product attention (Q K^T and A V)
+    MAXPOOL = "maxpool"
+    AVGPOOL = "avgpool"  # incl. global and adaptive average pooling
+    BATCHNORM = "batchnorm"
+    LAYERNORM = "layernorm"
+    GROUPNORM = "groupnorm"
+    INSTANCENORM = "instancenorm"
+    ACTIVATION = "activation"  # attrs["fn"]: relu, relu6, clip, hardswish, hardsigmoid, silu, sigmoid, gelu, tanh, ...
+    ELEMENTWISE = "elementwise"  # attrs["fn"]: add, sub, mul, div, ...
+    SOFTMAX = "softmax"
+    REDUCE = "reduce"  # attrs["fn"]: mean, sum, max, ...
+    RESIZE = "resize"  # Upsample / interpolate
+    CONCAT = "concat"
+    SPLIT = "split"
+    RESHAPE = "reshape"  # Reshape, Flatten, Squeeze, Unsqueeze, view
+    TRANSPOSE = "transpose"  # Transpose, permute, channel shuffle
+    SLICE = "slice"
+    PAD = "pad"
+    CAST = "cast"
+    DROPOUT = "dropout"  # identity at inference
+    CONSTANT = "constant"  # Shape, Constant, Gather on shapes: no data movement of activations
+    UNKNOWN = "unknown"  # anything else: reported, never silently counted as zero
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """An activation tensor: its name, shape and element type."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+    @property
+    def numel(self) -> int:
+        """Number of elements."""
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        """Size in bytes at the tensor's own dtype."""
+        return self.numel * DTYPE_BYTES.get(self.dtype, 4)
+
+
+@dataclass
+class Layer:
+    """One operator instance.
+
+    ``params`` maps a parameter role (``weight``, ``bias``, ``running_mean``...) to its shape.
+    ``param_count`` is the number of the source model's own trainable parameters attributed to
+    this layer (buffers such as BatchNorm running statistics are not counted), so that the sum
+    over layers equals ``Graph.param_count`` for the PyTorch frontend.
+    """
+
+    name: str
+    op: OpKind
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    params: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+    source_op: str = ""
+    param_count: int = 0
+
+    @property
+    def weight_numel(self) -> int:
+        """Elements of all parameter tensors the layer reads at inference (weights, biases, BN stats)."""
+        return sum(math.prod(s) for s in self.params.values())
+
+    @property
+    def input_numel(self) -> int:
+        return sum(t.numel for t in self.inputs)
+
+    @property
+    def output_numel(self) -> int:
+        return sum(t.numel for t in self.outputs)
+
+    def attr(self, key: str, default: Any = None) -> Any:
+        return self.attrs.get(key, default)
+
+
+@dataclass
+class Graph:
+    """An ordered network: layers in execution order, connected by tensor names."""
+
+    name: str
+    layers: list[Layer]
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    param_count: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def producers(self) -> dict[str, Layer]:
+        """Map tensor name -> the layer that writes it."""
+        return {t.name: layer for layer in self.layers for t in layer.outputs}
+
+    def consumers(self) -> dict[str, list[Layer]]:
+        """Map tensor name -> the layers that read it, in order."""
+        out: dict[str, list[Layer]] = {}
+        for layer in self.layers:
+            for t in layer.inputs:
+                out.setdefault(t.name, []).append(layer)
+        return out
+
+    def of_kind(self, *kinds: OpKind) -> list[Layer]:
+        return [layer for layer in self.layers if layer.op in kinds]
