@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-import click
+import typer
 
 from edgecnn.cli import (  # noqa: F401  (imported for their command registrations)
     analyse_cmds,
@@ -32,20 +32,16 @@ def main(argv: list[str] | None = None) -> None:
     except EdgecnnError as e:
         print(f"edgecnn: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    except click.exceptions.NoArgsIsHelpError as e:
-        e.show()
-        raise SystemExit(2) from None
-    except click.ClickException as e:
+    except typer.TyperException as e:  # typer's (vendored click) usage and parameter errors
+        if type(e).__name__ == "NoArgsIsHelpError":
+            e.show()  # type: ignore[attr-defined]
+            raise SystemExit(2) from None
         msg = " ".join(e.format_message().split())
-        hint = ""
-        if isinstance(e, click.UsageError) and e.ctx is not None:
-            hint = f" (see '{e.ctx.command_path} --help')"
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
         print(f"edgecnn: error: {msg}{hint}", file=sys.stderr)
         raise SystemExit(2) from None
-    except click.exceptions.Abort:
-        print("edgecnn: aborted", file=sys.stderr)
-        raise SystemExit(130) from None
-    except KeyboardInterrupt:
+    except (typer.Abort, KeyboardInterrupt):
         print("edgecnn: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
     if isinstance(rv, int) and rv != 0:
