@@ -1,0 +1,1 @@
+"""Models: the torchvision zoo (:mod:`.zoo`), built-in edge models and checkpoints."""
