@@ -1,1 +1,200 @@
-"""Commands of this group are registered here on edgecnn.cli.app.app."""
+"""Commands of the hardware group: ``simulate``, ``export-topology``, ``casestudy``, ``explore``."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import typer
+
+from edgecnn.cli.app import app
+from edgecnn.cli.common import console, parse_shape, print_json
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@app.command()
+def simulate(
+    model: str = typer.Argument(
+        ..., help="SCALE-Sim topology .csv, torchvision name, .onnx, .pt or module:factory."
+    ),
+    accel: str | None = typer.Option(
+        None,
+        "--accel",
+        help="Preset (seed-chip, tpu-32x32, tpu-128x128, eyeriss, edge-tpu) or a .toml/.yaml/.cfg file. Default: seed-chip.",
+    ),
+    model_cycles: str = typer.Option(
+        "tiled",
+        "--model-cycles",
+        help="Cycle model: tiled (search) or scalesim (SCALE-Sim v3 exact).",
+    ),
+    precision: str | None = typer.Option(
+        None, "--precision", help="int8, fp16 or fp32 (default: the accelerator's)."
+    ),
+    input_shape: str | None = typer.Option(None, "--input-shape", help="e.g. 1x3x224x224."),
+    objective: str = typer.Option(
+        "latency", "--objective", help="Tiling search objective: latency, energy or dram."
+    ),
+    fuse: bool = typer.Option(
+        True, "--fuse/--no-fuse", help="Fold BatchNorm and fuse activations."
+    ),
+    winograd: bool = typer.Option(
+        True, "--winograd/--no-winograd", help="Use the accelerator's Winograd unit."
+    ),
+    reuse: bool = typer.Option(
+        True, "--reuse/--no-reuse", help="Keep feature maps on chip when they fit."
+    ),
+    sparsity: float | None = typer.Option(
+        None, "--sparsity", help="Weight sparsity of every layer (needs zero_skipping)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    csv_out: Path | None = typer.Option(None, "--csv", help="Write the per-layer table as CSV."),
+) -> None:
+    """Simulate MODEL on an accelerator: per-layer cycles, SRAM/DRAM traffic and energy.
+
+    Example: edgecnn simulate resnet50 --accel tpu-32x32 --json
+    """
+    from edgecnn.errors import ConfigError
+    from edgecnn.hardware.config import load_accelerator
+    from edgecnn.hardware.loading import load_model_graph
+    from edgecnn.hardware.search import Objective
+    from edgecnn.hardware.simulate import SimOptions
+    from edgecnn.hardware.simulate import simulate as run
+
+    try:
+        obj = Objective(objective)
+    except ValueError:
+        raise ConfigError(
+            f"--objective {objective!r} is not valid: choose latency, energy or dram"
+        ) from None
+    opts = SimOptions(
+        model_cycles=model_cycles,
+        precision=precision,
+        objective=obj,
+        fuse=fuse,
+        winograd=winograd,
+        fmap_reuse=reuse,
+        sparsity=sparsity,
+    )
+    config = load_accelerator(accel)
+    graph = load_model_graph(model, parse_shape(input_shape))
+    result = run(graph, config, opts)
+    if csv_out is not None:
+        _write_csv(result, csv_out)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    _print_table(result)
+
+
+_CSV_FIELDS = (
+    "name",
+    "op",
+    "unit",
+    "macs",
+    "cycles",
+    "compute_cycles",
+    "stall_cycles",
+    "utilization",
+    "sram_reads",
+    "sram_writes",
+    "dram_bytes",
+    "energy_j",
+    "winograd",
+)
+
+
+def _write_csv(result, path: Path) -> None:
+    from edgecnn.io import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(_CSV_FIELDS + ("tiling",))
+    for r in result.layers:
+        d = r.to_dict()
+        w.writerow([d[k] for k in _CSV_FIELDS] + [d["tiling"] or ""])
+    atomic_write_text(path, buf.getvalue())
+
+
+def _print_table(result) -> None:
+    from rich.table import Table
+
+    table = Table(
+        title=f"{result.model} on {result.accelerator['name']} ({result.model_cycles}, {result.precision})"
+    )
+    for col in ("layer", "op", "MACs", "cycles", "stall", "util", "DRAM", "energy µJ", "tiling"):
+        table.add_column(col, justify="left" if col in ("layer", "op", "tiling") else "right")
+    for r in result.layers:
+        t = r.tiling or {}
+        tiling = (f"{t['tm']},{t['tn']},{t['tr']},{t['tc']} {t['order']}" if "tm" in t else "") + (
+            " wino" if r.winograd else ""
+        )
+        table.add_row(
+            r.name,
+            r.op,
+            f"{r.macs:,}",
+            f"{r.cycles:,}",
+            f"{r.stall_cycles:,}",
+            f"{r.utilization:.2f}",
+            _fmt_bytes(r.dram_bytes),
+            f"{r.energy_j * 1e6:.1f}",
+            tiling,
+        )
+    console.print(table)
+    tot = result.totals
+    console.print(
+        f"total: {tot['cycles']:,} cycles = {tot['latency_s'] * 1e3:.3f} ms at "
+        f"{result.accelerator['clock_hz'] / 1e6:.0f} MHz, {tot['macs']:,} MACs on {tot['pes']} PEs, "
+        f"utilization {tot['utilization']:.2f}, DRAM {_fmt_bytes(tot['dram_bytes'])}, "
+        f"SRAM {_fmt_bytes(tot['sram_bytes'])}, energy {tot['energy_j'] * 1e3:.3f} mJ"
+    )
+    parts = ", ".join(f"{k} {v * 1e3:.3f}" for k, v in tot["energy_breakdown"].items())
+    console.print(f"energy by component (mJ): {parts}")
+    if result.unknown_ops:
+        console.print(
+            f"[yellow]unmodelled ops (costed as vector passes): {', '.join(result.unknown_ops)}[/]"
+        )
+
+
+@app.command("export-topology")
+def export_topology(
+    model: str = typer.Argument(
+        ..., help="Torchvision name, .onnx, .pt, module:factory or a topology .csv."
+    ),
+    out: Path = typer.Option(..., "--out", help="Output topology CSV."),
+    input_shape: str | None = typer.Option(
+        None, "--input-shape", help="e.g. 1x3x224x224 (batch must be 1)."
+    ),
+    fuse: bool = typer.Option(
+        True, "--fuse/--no-fuse", help="Fold BatchNorm (no effect on the rows)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Write MODEL's conv/GEMM layers as a SCALE-Sim topology CSV.
+
+    Example: edgecnn export-topology resnet18 --out resnet18.csv
+    """
+    from edgecnn.errors import EdgecnnError
+    from edgecnn.hardware.loading import load_model_graph
+    from edgecnn.hardware.topology import topology_csv, topology_rows
+    from edgecnn.hardware.workload import build_workload
+    from edgecnn.io import atomic_write_text
+
+    graph = load_model_graph(model, parse_shape(input_shape))
+    workload = build_workload(graph, fuse=fuse)
+    text = topology_csv(workload)
+    if Path(model).resolve() == out.resolve():
+        raise EdgecnnError(f"--out '{out}' is the input model: choose another output path")
+    atomic_write_text(out, text)
+    rows = topology_rows(workload)
+    if as_json:
+        print_json({"model": graph.name, "out": str(out), "rows": len(rows)})
+    else:
+        console.print(f"wrote {len(rows)} layers to {out}")

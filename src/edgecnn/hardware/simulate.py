@@ -1,0 +1,496 @@
+"""Simulate a network on an accelerator: per-layer cycles, traffic and energy.
+
+Entry point: :func:`simulate` (a :class:`~edgecnn.graph.Graph` or a :class:`Workload`, an
+:class:`AcceleratorConfig`, :class:`SimOptions`) -> :class:`SimResult`.
+
+Two cycle models (``SimOptions.model_cycles``):
+
+* ``tiled`` (default): array compute cycles from :func:`edgecnn.hardware.mapping.map_gemm`,
+  DRAM traffic from the per-layer tiling search (:mod:`edgecnn.hardware.search`) over the
+  closed form of :mod:`edgecnn.hardware.tiling`, stalls from DRAM bandwidth with or without
+  double buffering, Winograd, zero-skipping and on-chip feature-map reuse;
+* ``scalesim``: SCALE-Sim v3's compute cycles and SRAM counts
+  (:mod:`edgecnn.hardware.scalesim`), its fixed-schedule DRAM estimate, no Winograd or reuse.
+
+Network effects (tiled model): BatchNorm folded and activations fused when ``fuse``; with
+``fmap_reuse`` a feature map stays on chip while it is live if it fits in the feature-map half
+of the SRAM (the other half holds tiles), so neither its write nor its reads cross DRAM;
+Winograd F(m x m, 3 x 3) runs eligible 3x3 stride-1 convs as ``(m+2)^2`` GEMMs over
+``ceil(OH/m) * ceil(OW/m)`` tiles (``(m+2)^2 / (9 m^2)`` of the multiplications), with its
+input/output transforms on the vector unit (overlapped with the array) and weights stored in
+the Winograd domain (``(m+2)^2 / 9`` more weight bytes); zero-skipping scales array time and
+MACs by the layer's weight density.
+
+Energy (picojoules per access, :class:`~edgecnn.hardware.config.EnergyTable`): MACs, three
+register accesses per MAC (two operands, one accumulator), SRAM words moved (array side plus
+DRAM fills and drains) at the buffer's size, DRAM bytes, vector-unit ops.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from edgecnn.errors import ConfigError
+from edgecnn.graph.ir import Graph
+from edgecnn.hardware.config import PSUM_BYTES, AcceleratorConfig
+from edgecnn.hardware.mapping import Gemm, map_gemm
+from edgecnn.hardware.scalesim import fixed_schedule_dram, scalesim_counts
+from edgecnn.hardware.search import Budget, Objective, Operands, search_tiles
+from edgecnn.hardware.tiling import tiled_traffic
+from edgecnn.hardware.workload import ArrayWork, VectorWork, Workload, build_workload
+
+MODEL_CYCLES = ("tiled", "scalesim")
+FMAP_FRACTION = 0.5
+"""Share of the feature-map SRAM that may hold resident feature maps when reuse is on."""
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    """Switches of one simulation (all default to the accelerator's own capabilities)."""
+
+    model_cycles: str = "tiled"
+    precision: str | None = None
+    objective: Objective = Objective.LATENCY
+    fuse: bool = True
+    winograd: bool = True
+    """Use the accelerator's Winograd unit (if it has one) where it lowers compute cycles."""
+    fmap_reuse: bool = True
+    sparsity: float | None = None
+    """Weight sparsity for every layer (overrides a layer's ``weight_sparsity`` attribute)."""
+
+    def __post_init__(self) -> None:
+        if self.model_cycles not in MODEL_CYCLES:
+            raise ConfigError(
+                f"model_cycles = {self.model_cycles!r} is not valid: choose {' or '.join(MODEL_CYCLES)}"
+            )
+        object.__setattr__(self, "objective", Objective(self.objective))
+        if self.sparsity is not None and not 0 <= self.sparsity < 1:
+            raise ConfigError(f"sparsity = {self.sparsity} is invalid: give a fraction in [0, 1)")
+
+
+@dataclass
+class LayerResult:
+    """One layer's simulation. Words are elements; bytes at the layer's word size."""
+
+    name: str
+    op: str
+    unit: str  # "array" or "vector"
+    macs: int
+    effective_macs: int
+    cycles: int
+    compute_cycles: int
+    stall_cycles: int
+    utilization: float
+    folds: int
+    sram_reads: int
+    sram_writes: int
+    sram_bytes: int
+    dram_bytes: int
+    dram_read_bytes: dict[str, int]
+    dram_write_bytes: dict[str, int]
+    sram_reads_by_operand: dict[str, int]
+    energy_j: float
+    energy_breakdown: dict[str, float]
+    vector_ops: int = 0
+    winograd: bool = False
+    tiling: dict[str, Any] | None = None
+    fused: list[str] = field(default_factory=list)
+    input_on_chip: bool = False
+    output_on_chip: bool = False
+    one_touch_bytes: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SimResult:
+    """A network's simulation: per-layer results and totals (``cycles`` = sum of the layers')."""
+
+    model: str
+    accelerator: dict[str, Any]
+    model_cycles: str
+    precision: str
+    layers: list[LayerResult]
+    unknown_ops: list[str]
+    options: dict[str, Any]
+
+    @property
+    def totals(self) -> dict[str, Any]:
+        cycles = sum(r.cycles for r in self.layers)
+        pes = self.accelerator["pes"]
+        eff = sum(r.effective_macs for r in self.layers)
+        breakdown: dict[str, float] = {}
+        for r in self.layers:
+            for k, v in r.energy_breakdown.items():
+                breakdown[k] = breakdown.get(k, 0.0) + v
+        return {
+            "cycles": cycles,
+            "compute_cycles": sum(r.compute_cycles for r in self.layers),
+            "stall_cycles": sum(r.stall_cycles for r in self.layers),
+            "macs": sum(r.macs for r in self.layers),
+            "effective_macs": eff,
+            "pes": pes,
+            "latency_s": cycles / self.accelerator["clock_hz"],
+            "utilization": eff / (cycles * pes) if cycles else 0.0,
+            "dram_bytes": sum(r.dram_bytes for r in self.layers),
+            "sram_bytes": sum(r.sram_bytes for r in self.layers),
+            "energy_j": sum(r.energy_j for r in self.layers),
+            "energy_breakdown": breakdown,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "accelerator": self.accelerator,
+            "model_cycles": self.model_cycles,
+            "precision": self.precision,
+            "options": self.options,
+            "layers": [r.to_dict() for r in self.layers],
+            "totals": self.totals,
+            "unknown_ops": self.unknown_ops,
+        }
+
+
+def _residency(workload: Workload, capacity_bytes: int, wb: int) -> tuple[set[str], list[int]]:
+    """Tensors kept on chip (greedy over the live set) and the live resident bytes per item."""
+    last_use: dict[str, int] = {}
+    for i, item in enumerate(workload.items):
+        for name, _ in item.inputs:
+            last_use[name] = i
+    resident: set[str] = set()
+    live: dict[str, int] = {}
+    live_per_item: list[int] = []
+    for i, item in enumerate(workload.items):
+        for name in [n for n in live if last_use.get(n, -1) < i]:
+            del live[name]
+        for name, numel in item.outputs:
+            nbytes = numel * wb
+            if (
+                capacity_bytes > 0
+                and name not in workload.graph_outputs
+                and name in last_use
+                and sum(live.values()) + nbytes <= capacity_bytes
+            ):
+                resident.add(name)
+                live[name] = nbytes
+        live_per_item.append(sum(live.values()))
+    return resident, live_per_item
+
+
+def _energy(
+    accel: AcceleratorConfig,
+    precision: str,
+    macs: int,
+    sram_words: dict[str, int],
+    dram_bytes: int,
+    vector_ops: int,
+) -> dict[str, float]:
+    e = accel.energy
+    wb = accel.word_bytes(precision)
+    if accel.shared_sram_bytes:
+        sizes = dict.fromkeys(sram_words, accel.shared_sram_bytes)
+    else:
+        sizes = {
+            "ifmap": accel.ifmap_sram_bytes,
+            "filter": accel.filter_sram_bytes,
+            "ofmap": accel.ofmap_sram_bytes,
+        }
+    sram_pj = sum(sram_words[k] * wb * e.sram_pj_per_byte(sizes[k]) for k in sram_words)
+    return {
+        "mac": macs * e.mac(precision) * 1e-12,
+        "register": macs * 3 * wb * e.register_pj_per_byte * 1e-12,
+        "sram": sram_pj * 1e-12,
+        "dram": dram_bytes * e.dram_pj_per_byte * 1e-12,
+        "vector": vector_ops * e.vector_op_pj * 1e-12,
+    }
+
+
+def _stall(compute: int, xfer_bytes: float, bw: float, double_buffering: bool) -> int:
+    xfer = xfer_bytes / bw
+    total = max(compute, xfer) if double_buffering else compute + xfer
+    return max(0, math.ceil(total) - compute)
+
+
+def simulate(
+    model: Graph | Workload,
+    accel: AcceleratorConfig,
+    options: SimOptions | None = None,
+) -> SimResult:
+    """Simulate ``model`` on ``accel`` (see the module docstring)."""
+    opts = options or SimOptions()
+    precision = accel.check_precision(opts.precision)
+    wb = accel.word_bytes(precision)
+    pb = max(PSUM_BYTES[precision], wb)
+    workload = model if isinstance(model, Workload) else build_workload(model, fuse=opts.fuse)
+    tiled = opts.model_cycles == "tiled"
+    db = 2 if accel.double_buffering else 1
+    shared = accel.shared_sram_bytes
+    reuse = tiled and opts.fmap_reuse
+    fmap_pool = shared if shared else accel.ifmap_sram_bytes + accel.ofmap_sram_bytes
+    capacity = int(fmap_pool * FMAP_FRACTION) if reuse else 0
+    resident, live = _residency(workload, capacity, wb)
+    use_wino = tiled and opts.winograd and accel.winograd.m > 0
+
+    results: list[LayerResult] = []
+    for i, item in enumerate(workload.items):
+        in_res = all(n in resident for n, _ in item.inputs) and bool(item.inputs)
+        out_res = all(n in resident for n, _ in item.outputs) and bool(item.outputs)
+        if isinstance(item, VectorWork):
+            results.append(_vector_layer(item, accel, precision, in_res, out_res, resident))
+            continue
+        if tiled:
+            results.append(
+                _tiled_layer(
+                    item, accel, opts, precision, wb, pb, in_res, out_res, live[i], use_wino
+                )
+            )
+        else:
+            results.append(_scalesim_layer(item, accel, precision, wb))
+    return SimResult(
+        model=workload.name,
+        accelerator=accel.to_dict(),
+        model_cycles=opts.model_cycles,
+        precision=precision,
+        layers=results,
+        unknown_ops=list(workload.unknown),
+        options={
+            "objective": opts.objective.value,
+            "fuse": opts.fuse,
+            "winograd": bool(use_wino),
+            "fmap_reuse": reuse,
+            "sparsity": opts.sparsity,
+            "db_factor": db,
+        },
+    )
+
+
+def _vector_layer(
+    item: VectorWork,
+    accel: AcceleratorConfig,
+    precision: str,
+    in_res: bool,
+    out_res: bool,
+    resident: set[str],
+) -> LayerResult:
+    wb = accel.word_bytes(precision)
+    in_words = sum(n for _, n in item.inputs)
+    out_words = sum(n for _, n in item.outputs)
+    dram_in = sum(n for name, n in item.inputs if name not in resident) * wb
+    dram_out = sum(n for name, n in item.outputs if name not in resident) * wb
+    compute = max(1, math.ceil(item.ops / accel.lanes))
+    stall = _stall(
+        compute, dram_in + dram_out, accel.dram_bw_bytes_per_cycle, accel.double_buffering
+    )
+    sram = {"ifmap": in_words + dram_in // wb, "filter": 0, "ofmap": out_words + dram_out // wb}
+    energy = _energy(accel, precision, 0, sram, dram_in + dram_out, item.ops)
+    return LayerResult(
+        name=item.name,
+        op=item.op,
+        unit="vector",
+        macs=0,
+        effective_macs=0,
+        cycles=compute + stall,
+        compute_cycles=compute,
+        stall_cycles=stall,
+        utilization=0.0,
+        folds=0,
+        sram_reads=in_words + dram_out // wb,
+        sram_writes=out_words + dram_in // wb,
+        sram_bytes=(in_words + out_words + (dram_in + dram_out) // wb) * wb,
+        dram_bytes=dram_in + dram_out,
+        dram_read_bytes={"input": dram_in, "weight": 0, "psum": 0},
+        dram_write_bytes={"output": dram_out, "psum": 0},
+        sram_reads_by_operand={"ifmap": in_words, "filter": 0, "psum": 0},
+        energy_j=sum(energy.values()),
+        energy_breakdown=energy,
+        vector_ops=item.ops,
+        input_on_chip=in_res,
+        output_on_chip=out_res,
+        one_touch_bytes=0,
+    )
+
+
+def _density(item: ArrayWork, accel: AcceleratorConfig, opts: SimOptions) -> float:
+    if not accel.zero_skipping:
+        return 1.0
+    s = opts.sparsity if opts.sparsity is not None else item.sparsity
+    return 1.0 - s
+
+
+def _tiled_layer(
+    item: ArrayWork,
+    accel: AcceleratorConfig,
+    opts: SimOptions,
+    precision: str,
+    wb: int,
+    pb: int,
+    in_res: bool,
+    out_res: bool,
+    live_bytes: int,
+    use_wino: bool,
+) -> LayerResult:
+    from edgecnn.hardware.tiling import one_touch_elems
+
+    shape = item.shape
+    density = _density(item, accel, opts)
+    gemm = Gemm.of(shape)
+    mapping = map_gemm(gemm, accel, density)
+    eff_macs = math.ceil(gemm.macs * density)
+    vector_ops = 0
+    compute = mapping.compute_cycles
+    weight_scale = 1.0
+    wino = False
+    if use_wino and item.winograd_eligible:
+        m = accel.winograd.m
+        n = m + 2
+        tiles = shape.batch * math.ceil(shape.out_h / m) * math.ceil(shape.out_w / m)
+        wgemm = Gemm(ef=tiles, rsc=shape.in_channels, k=shape.out_channels, groups=n * n)
+        wmap = map_gemm(wgemm, accel, density)
+        w_ops = tiles * (
+            2 * n**3 * shape.in_channels + (m * n * n + m * m * n) * shape.out_channels
+        )
+        w_cycles = max(wmap.compute_cycles, math.ceil(w_ops / accel.lanes))
+        if w_cycles < compute:
+            wino, mapping, compute, vector_ops = True, wmap, w_cycles, w_ops
+            eff_macs = math.ceil(wgemm.macs * density)
+            weight_scale = n * n / 9
+    db = 2 if accel.double_buffering else 1
+    if accel.shared_sram_bytes:
+        budget = Budget(0, 0, 0, shared=max(0, accel.shared_sram_bytes - live_bytes) // db)
+    else:
+        shrink = FMAP_FRACTION if opts.fmap_reuse else 1.0
+        budget = Budget(
+            int(accel.ifmap_sram_bytes * shrink) // db,
+            accel.filter_sram_bytes // db,
+            int(accel.ofmap_sram_bytes * shrink) // db,
+        )
+    e = accel.energy
+    sram_size = accel.shared_sram_bytes or accel.filter_sram_bytes
+    choice = search_tiles(
+        shape,
+        Operands(wb, pb, weight_scale, in_res or item.weight_is_activation and False, out_res),
+        budget,
+        compute,
+        accel.dram_bw_bytes_per_cycle,
+        accel.double_buffering,
+        opts.objective,
+        e.dram_pj_per_byte,
+        e.sram_pj_per_byte(sram_size),
+        layer=item.name,
+    )
+    t = tiled_traffic(shape, choice.tiles, choice.order)
+    rd_in = 0 if in_res else t.input_reads * wb
+    rd_w = math.ceil(t.weight_reads * weight_scale) * wb
+    wr_out = 0 if out_res else t.output_writes * wb
+    psum_r = 0 if out_res else t.psum_reads * pb
+    psum_w = 0 if out_res else t.psum_writes * pb
+    dram = rd_in + rd_w + wr_out + psum_r + psum_w
+    stall = choice.cycles - compute
+    cycles = choice.cycles
+    fills = (rd_in + rd_w) // wb + psum_r // pb
+    drains = wr_out // wb + psum_w // pb
+    sram_words = {
+        "ifmap": mapping.ifmap_reads + (rd_in // wb),
+        "filter": mapping.filter_reads + (rd_w // wb),
+        "ofmap": mapping.ofmap_writes + mapping.psum_reads + drains + psum_r // pb,
+    }
+    energy = _energy(accel, precision, eff_macs, sram_words, dram, vector_ops)
+    sram_reads = mapping.ifmap_reads + mapping.filter_reads + mapping.psum_reads + drains
+    sram_writes = mapping.ofmap_writes + fills
+    floor = one_touch_elems(shape)
+    floor_bytes = (floor - shape.weight_elems + math.ceil(shape.weight_elems * weight_scale)) * wb
+    if in_res:
+        floor_bytes -= (floor - shape.weight_elems - shape.output_elems) * wb
+    if out_res:
+        floor_bytes -= shape.output_elems * wb
+    return LayerResult(
+        name=item.name,
+        op=item.op,
+        unit="array",
+        macs=shape.macs,
+        effective_macs=eff_macs,
+        cycles=cycles,
+        compute_cycles=compute,
+        stall_cycles=stall,
+        utilization=eff_macs / (cycles * accel.pes),
+        folds=mapping.fold_map.folds * mapping.fold_map.groups,
+        sram_reads=sram_reads,
+        sram_writes=sram_writes,
+        sram_bytes=(sram_reads + sram_writes) * wb,
+        dram_bytes=dram,
+        dram_read_bytes={"input": rd_in, "weight": rd_w, "psum": psum_r},
+        dram_write_bytes={"output": wr_out, "psum": psum_w},
+        sram_reads_by_operand={
+            "ifmap": mapping.ifmap_reads,
+            "filter": mapping.filter_reads,
+            "psum": mapping.psum_reads,
+        },
+        energy_j=sum(energy.values()),
+        energy_breakdown=energy,
+        vector_ops=vector_ops,
+        winograd=wino,
+        tiling={
+            "tm": choice.tiles.tm,
+            "tn": choice.tiles.tn,
+            "tr": choice.tiles.tr,
+            "tc": choice.tiles.tc,
+            "order": choice.order.value,
+        },
+        fused=list(item.fused),
+        input_on_chip=in_res,
+        output_on_chip=out_res,
+        one_touch_bytes=floor_bytes,
+    )
+
+
+def _scalesim_layer(
+    item: ArrayWork, accel: AcceleratorConfig, precision: str, wb: int
+) -> LayerResult:
+    shape = item.shape
+    rows, cols = accel.rows, accel.cols
+    c = scalesim_counts(shape, rows, cols, accel.dataflow)
+    if accel.shared_sram_bytes:
+        ifb = fb = accel.shared_sram_bytes // 3
+    else:
+        ifb, fb = accel.ifmap_sram_bytes, accel.filter_sram_bytes
+    d_in, d_w, d_out = fixed_schedule_dram(shape, rows, cols, accel.dataflow, ifb // wb, fb // wb)
+    dram = (d_in + d_w + d_out) * wb
+    stall = _stall(c.compute_cycles, dram, accel.dram_bw_bytes_per_cycle, accel.double_buffering)
+    cycles = c.compute_cycles + stall
+    sram_words = {
+        "ifmap": c.ifmap_sram_reads + d_in,
+        "filter": c.filter_sram_reads + d_w,
+        "ofmap": c.ofmap_sram_writes + d_out,
+    }
+    energy = _energy(accel, precision, shape.macs, sram_words, dram, 0)
+    reads = c.ifmap_sram_reads + c.filter_sram_reads
+    return LayerResult(
+        name=item.name,
+        op=item.op,
+        unit="array",
+        macs=shape.macs,
+        effective_macs=shape.macs,
+        cycles=cycles,
+        compute_cycles=c.compute_cycles,
+        stall_cycles=stall,
+        utilization=shape.macs / (cycles * accel.pes),
+        folds=c.folds,
+        sram_reads=reads,
+        sram_writes=c.ofmap_sram_writes,
+        sram_bytes=(reads + c.ofmap_sram_writes) * wb,
+        dram_bytes=dram,
+        dram_read_bytes={"input": d_in * wb, "weight": d_w * wb, "psum": 0},
+        dram_write_bytes={"output": d_out * wb, "psum": 0},
+        sram_reads_by_operand={
+            "ifmap": c.ifmap_sram_reads,
+            "filter": c.filter_sram_reads,
+            "psum": 0,
+        },
+        energy_j=sum(energy.values()),
+        energy_breakdown=energy,
+        fused=list(item.fused),
+        tiling={"mapping_efficiency": c.mapping_efficiency},
+    )

@@ -1,0 +1,265 @@
+"""Turn a network :class:`~edgecnn.graph.Graph` into accelerator work items.
+
+Each conv/linear/matmul layer becomes a :class:`ArrayWork` (a convolution shape run on the PE
+array); pooling, elementwise, activations that could not be fused, normalisations and the like
+become :class:`VectorWork` on the vector unit. With ``fuse=True`` a BatchNorm that directly
+follows a conv/linear (its only consumer) is folded into it and a following activation is fused,
+so neither costs a pass over the feature map; with ``fuse=False`` each runs as its own vector
+pass (the baseline of the case study).
+
+Zero-cost ops (reshape, flatten, dropout, cast, constants, concat, split, slice) move no data:
+their outputs alias their inputs. Operators without a model (transposed conv, attention, unknown)
+are listed in ``unknown`` and costed as one vector pass over their tensors, never as zero.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from edgecnn.errors import ShapeError
+from edgecnn.graph.ir import Graph, Layer, OpKind
+from edgecnn.hardware.tiling import ConvShape
+
+ALIAS_OPS = {
+    OpKind.RESHAPE,
+    OpKind.DROPOUT,
+    OpKind.CAST,
+    OpKind.CONSTANT,
+    OpKind.CONCAT,
+    OpKind.SPLIT,
+    OpKind.SLICE,
+}
+UNMODELLED_OPS = {OpKind.CONV_TRANSPOSE, OpKind.ATTENTION, OpKind.UNKNOWN}
+
+
+@dataclass(frozen=True)
+class ArrayWork:
+    """A conv (grouped/depthwise included) or GEMM on the PE array.
+
+    ``inputs``/``outputs`` are ``(tensor name, elements)``; ``weight_is_activation`` marks a
+    matmul whose second operand is a feature map rather than a parameter.
+    """
+
+    name: str
+    op: str
+    shape: ConvShape
+    inputs: tuple[tuple[str, int], ...]
+    outputs: tuple[tuple[str, int], ...]
+    fused: tuple[str, ...] = ()
+    sparsity: float = 0.0
+    weight_is_activation: bool = False
+
+    @property
+    def winograd_eligible(self) -> bool:
+        """3x3, stride 1, dilation 1, dense (groups = 1) convolutions."""
+        s = self.shape
+        return (
+            self.op == "conv"
+            and (s.kernel_h, s.kernel_w) == (3, 3)
+            and (s.stride_h, s.stride_w) == (1, 1)
+            and (s.dilation_h, s.dilation_w) == (1, 1)
+            and s.groups == 1
+        )
+
+
+@dataclass(frozen=True)
+class VectorWork:
+    """A pass of the vector unit: ``ops`` element operations over its input/output tensors."""
+
+    name: str
+    op: str
+    ops: int
+    inputs: tuple[tuple[str, int], ...]
+    outputs: tuple[tuple[str, int], ...]
+    fused: tuple[str, ...] = ()
+
+
+Work = ArrayWork | VectorWork
+
+
+@dataclass
+class Workload:
+    """The work items of a graph in execution order."""
+
+    name: str
+    items: list[Work]
+    graph_inputs: set[str] = field(default_factory=set)
+    graph_outputs: set[str] = field(default_factory=set)
+    unknown: list[str] = field(default_factory=list)
+
+
+def _pair(v: object, default: int) -> tuple[int, int]:
+    if v is None:
+        return (default, default)
+    if isinstance(v, int):
+        return (v, v)
+    t = tuple(int(x) for x in v)  # type: ignore[union-attr]
+    return (t[0], t[-1]) if len(t) <= 2 else (t[0], t[1])
+
+
+def conv_shape_of(layer: Layer) -> ConvShape:
+    """The :class:`ConvShape` of an IR conv layer (NCHW input, weight (K, C/g, R, S))."""
+    if not layer.inputs or len(layer.inputs[0].shape) != 4:
+        raise ShapeError(f"conv layer {layer.name}: expected a 4-D NCHW input, got {layer.inputs}")
+    b, c, h, w = layer.inputs[0].shape
+    wshape = layer.params.get("weight")
+    groups = int(layer.attr("groups", 1) or 1)
+    if wshape is not None:
+        k, r, s = wshape[0], wshape[2], wshape[3]
+    else:
+        k = layer.outputs[0].shape[1]
+        r, s = _pair(layer.attr("kernel"), 1)
+    sh, sw = _pair(layer.attr("stride"), 1)
+    dh, dw = _pair(layer.attr("dilation"), 1)
+    pad = layer.attr("padding", (0, 0, 0, 0)) or (0, 0, 0, 0)
+    if isinstance(pad, int):
+        pad = (pad, pad, pad, pad)
+    pad = tuple(int(p) for p in pad)
+    if len(pad) == 2:
+        pad = (pad[0], pad[1], pad[0], pad[1])
+    return ConvShape(b, c, k, h, w, r, s, sh, sw, pad[0], pad[1], pad[2], pad[3], dh, dw, groups)
+
+
+def linear_shape_of(layer: Layer) -> ConvShape:
+    """A linear layer (weight (out, in)) as a 1x1 conv; leading input dims form the batch."""
+    x = layer.inputs[0].shape
+    w = layer.params.get("weight")
+    out_f, in_f = (w[0], w[1]) if w is not None else (layer.outputs[0].shape[-1], x[-1])
+    batch = math.prod(x[:-1]) if len(x) > 1 else 1
+    return ConvShape.linear(max(batch, 1), in_f, out_f)
+
+
+def matmul_shape_of(layer: Layer) -> ConvShape:
+    """An activation x activation matmul (..., M, K) x (..., K, N) as a GEMM on the array."""
+    a, b = layer.inputs[0].shape, layer.inputs[1].shape
+    m = math.prod(a[:-1]) if len(a) > 1 else 1
+    k = a[-1]
+    n = b[-1]
+    batch_b = math.prod(b[:-2]) if len(b) > 2 else 1
+    return ConvShape(m, k * batch_b, n * batch_b, 1, 1, 1, 1, groups=batch_b)
+
+
+def _vector_ops(layer: Layer) -> int:
+    out = layer.output_numel
+    if layer.op in (OpKind.MAXPOOL, OpKind.AVGPOOL):
+        kh, kw = _pair(layer.attr("kernel"), 0)
+        if kh and kw:
+            return out * kh * kw
+        return max(layer.input_numel, out)  # global / adaptive pooling reads every input once
+    if layer.op == OpKind.ELEMENTWISE:
+        return out * max(len(layer.inputs) - 1, 1)
+    if layer.op == OpKind.BATCHNORM:
+        return 2 * out  # scale and shift
+    if layer.op in (OpKind.SOFTMAX, OpKind.LAYERNORM, OpKind.GROUPNORM, OpKind.INSTANCENORM):
+        return 4 * out
+    return max(out, layer.input_numel)
+
+
+def build_workload(graph: Graph, fuse: bool = True) -> Workload:
+    """Work items of ``graph`` (see the module docstring). ``fuse`` folds BN and fuses activations."""
+    consumers = graph.consumers()
+    alias: dict[str, str] = {}
+
+    def root(name: str) -> str:
+        while name in alias:
+            name = alias[name]
+        return name
+
+    def tensors(infos: list) -> tuple[tuple[str, int], ...]:
+        return tuple((root(t.name), t.numel) for t in infos)
+
+    absorbed: set[int] = set()
+    fused_into: dict[int, list[Layer]] = {}
+    if fuse:
+        by_id = {id(layer): i for i, layer in enumerate(graph.layers)}
+        for anchor, chain in _fusion_chains(graph, consumers):
+            fused_into[id(anchor)] = chain
+            absorbed.update(by_id[id(x)] for x in chain)
+
+    items: list[Work] = []
+    unknown: list[str] = []
+    for i, layer in enumerate(graph.layers):
+        if i in absorbed:
+            continue
+        if layer.op in ALIAS_OPS:
+            if layer.inputs:
+                for t in layer.outputs:
+                    alias[t.name] = layer.inputs[0].name
+            continue
+        if layer.op in (OpKind.CONV, OpKind.LINEAR, OpKind.MATMUL):
+            if layer.op == OpKind.CONV:
+                shape = conv_shape_of(layer)
+            elif layer.op == OpKind.LINEAR:
+                shape = linear_shape_of(layer)
+            else:
+                shape = matmul_shape_of(layer)
+            chain = fused_into.get(id(layer), [])
+            last = chain[-1] if chain else layer
+            sparsity = float(layer.attr("weight_sparsity", 0.0) or 0.0)
+            acts = layer.inputs[:1] if layer.op != OpKind.MATMUL else layer.inputs[:2]
+            items.append(
+                ArrayWork(
+                    name=layer.name,
+                    op=layer.op.value,
+                    shape=shape,
+                    inputs=tensors(acts),
+                    outputs=tensors(last.outputs),
+                    fused=tuple(x.name for x in chain),
+                    sparsity=sparsity,
+                    weight_is_activation=layer.op == OpKind.MATMUL,
+                )
+            )
+            continue
+        if layer.op in UNMODELLED_OPS:
+            unknown.append(f"{layer.name} ({layer.source_op or layer.op.value})")
+        chain = fused_into.get(id(layer), [])
+        items.append(
+            VectorWork(
+                name=layer.name,
+                op=layer.op.value,
+                ops=_vector_ops(layer) + sum(x.output_numel for x in chain),
+                inputs=tensors(layer.inputs),
+                outputs=tensors((chain[-1] if chain else layer).outputs),
+                fused=tuple(x.name for x in chain),
+            )
+        )
+    return Workload(
+        name=graph.name,
+        items=items,
+        graph_inputs={t.name for t in graph.inputs},
+        graph_outputs={root(t.name) for t in graph.outputs},
+        unknown=unknown,
+    )
+
+
+def _fusion_chains(
+    graph: Graph, consumers: dict[str, list[Layer]]
+) -> list[tuple[Layer, list[Layer]]]:
+    """(anchor, absorbed layers) pairs: :func:`edgecnn.analysis.fusion.fused_groups` when available.
+
+    The fallback folds a BatchNorm that is the only reader of a conv/linear output and fuses an
+    activation that is the only reader of that.
+    """
+    try:
+        from edgecnn.analysis.fusion import fused_groups
+    except ImportError:  # pragma: no cover - the analysis package ships with edgecnn
+        fused_groups = None
+    if fused_groups is not None:
+        return [(g.layers[0], list(g.layers[1:])) for g in fused_groups(graph) if len(g.layers) > 1]
+    out = []
+    for layer in graph.layers:
+        if layer.op not in (OpKind.CONV, OpKind.LINEAR):
+            continue
+        chain: list[Layer] = []
+        cur = layer
+        for want in (OpKind.BATCHNORM, OpKind.ACTIVATION):
+            if len(cur.outputs) != 1:
+                break
+            nxt = consumers.get(cur.outputs[0].name, [])
+            if len(nxt) == 1 and nxt[0].op == want and len(nxt[0].inputs) == 1:
+                chain.append(nxt[0])
+                cur = nxt[0]
+        if chain:
+            out.append((layer, chain))
+    return out
