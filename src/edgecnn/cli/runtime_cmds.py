@@ -1,1 +1,142 @@
-"""Commands of this group are registered here on edgecnn.cli.app.app."""
+"""Commands ``export``, ``bench`` and ``predicted-vs-measured``, registered on the shared app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from edgecnn.cli.app import app
+from edgecnn.cli.common import console, parse_shape, print_json, track
+
+
+@app.command()
+def export(
+    model: str = typer.Argument(
+        ..., help="torchvision/edge model name, .pt checkpoint or module:factory."
+    ),
+    out: Path = typer.Option(..., "--out", help="ONNX file to write."),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset (11-21)."),
+    input_shape: str = typer.Option(
+        None, "--input-shape", help="Input shape, e.g. 1x3x224x224 (default: the model's own)."
+    ),
+    dynamic_batch: bool = typer.Option(
+        False, "--dynamic-batch", help="Make the batch dimension symbolic."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Export a model to ONNX, checking ONNX Runtime's output against PyTorch before writing.
+
+    Example: edgecnn export resnet18 --out resnet18.onnx --opset 17
+    """
+    from edgecnn.runtime.export import export_model
+
+    res = export_model(
+        model, out, input_shape=parse_shape(input_shape), opset=opset, dynamic_batch=dynamic_batch
+    )
+    if json_out:
+        print_json(res.to_dict())
+        return
+    console.print(
+        f"{res.model}: wrote {res.path} ({res.size_bytes / 1e6:.2f} MB, opset {res.opset}, "
+        f"input {'x'.join(map(str, res.input_shape))}); ORT matches PyTorch within {res.max_abs_error:.2g}"
+    )
+
+
+@app.command()
+def bench(
+    model: str = typer.Argument(
+        ..., help="An .onnx file, or a torchvision/edge name, .pt checkpoint or module:factory."
+    ),
+    batch: int = typer.Option(None, "--batch", min=1, help="Batch size (default: the model's)."),
+    threads: int = typer.Option(
+        1, "--threads", min=1, help="Intra-op threads for ORT and PyTorch."
+    ),
+    runs: int = typer.Option(50, "--runs", min=1, help="Timed runs per candidate."),
+    warmup: int = typer.Option(5, "--warmup", min=0, help="Untimed warm-up runs per candidate."),
+    input_shape: str = typer.Option(
+        None, "--input-shape", help="Input shape for models with symbolic dims, e.g. 1x3x224x224."
+    ),
+    baseline: Path = typer.Option(
+        None,
+        "--baseline",
+        help="Another .onnx (e.g. the fp32 model of an int8 one) timed interleaved.",
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Measure latency (median/p90/p99/min), throughput, load time and peak RSS in ONNX Runtime.
+
+    For a PyTorch source, PyTorch eager runs interleaved with ORT; with --baseline, the baseline
+    ONNX runs interleaved and the speed ratio (baseline median / model median) is reported.
+
+    Example: edgecnn bench model-int8.onnx --baseline model-fp32.onnx --runs 100 --json
+    """
+    from edgecnn.runtime.benchmark import bench_onnx, bench_source
+
+    shape = parse_shape(input_shape)
+    ticks = iter(track(range(runs), "benchmarking", total=runs, quiet=json_out))
+    step = lambda _r: next(ticks, None)  # noqa: E731
+    if model.endswith(".onnx"):
+        res = bench_onnx(
+            model,
+            batch=batch,
+            threads=threads,
+            runs=runs,
+            warmup=warmup,
+            input_shape=shape,
+            baseline=baseline,
+            on_round=step,
+        )
+    else:
+        if baseline is not None:
+            from edgecnn.errors import ConfigError
+
+            raise ConfigError(
+                "--baseline compares two .onnx files: give MODEL as an .onnx file too"
+            )
+        res = bench_source(
+            model,
+            batch=batch,
+            threads=threads,
+            runs=runs,
+            warmup=warmup,
+            input_shape=shape,
+            on_round=step,
+        )
+    for _ in ticks:
+        pass
+    if json_out:
+        print_json(res.to_dict())
+        return
+    t = Table(
+        title=f"{res.model} ({res.precision}, input {'x'.join(map(str, res.input_shape))}, {res.threads} thread(s))"
+    )
+    for col in ("candidate", "median ms", "p90 ms", "p99 ms", "min ms", "items/s"):
+        t.add_column(col, justify="right" if col != "candidate" else "left")
+    for name, s in res.latency.items():
+        label = {
+            "ort": "ONNX Runtime",
+            "torch": "PyTorch eager",
+            "baseline": f"baseline ({res.baseline_precision})",
+        }[name]
+        t.add_row(
+            label,
+            f"{s.median_ms:.3f}",
+            f"{s.p90_ms:.3f}",
+            f"{s.p99_ms:.3f}",
+            f"{s.min_ms:.3f}",
+            f"{s.throughput_per_s:.1f}",
+        )
+    console.print(t)
+    console.print(
+        f"session load {res.load_time_s * 1e3:.1f} ms, peak RSS {res.peak_rss_bytes / 2**20:.0f} MiB, {res.runs} runs interleaved"
+    )
+    if res.speed_ratio_vs_baseline is not None:
+        console.print(
+            f"speed ratio {res.precision}/{res.baseline_precision}: {res.speed_ratio_vs_baseline:.2f}x (baseline median / model median)"
+        )
+    if res.speed_ratio_ort_vs_torch is not None:
+        console.print(
+            f"ORT vs PyTorch eager: {res.speed_ratio_ort_vs_torch:.2f}x (torch median / ORT median)"
+        )

@@ -19,8 +19,10 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +61,49 @@ def export_onnx(
     if check:
         check_onnx_matches_torch(module, data, input_shape, atol=atol, rtol=rtol)
     return atomic_write_bytes(out, data)
+
+
+@dataclass
+class ExportResult:
+    """What ``edgecnn export`` did: the file, its size and the checked output difference."""
+
+    model: str
+    path: str
+    input_shape: list[int]
+    opset: int
+    size_bytes: int
+    max_abs_error: float  # largest |ORT - PyTorch| over the outputs on a random input
+    export_time_s: float
+
+    def to_dict(self) -> dict:
+        return {"kind": "export", **asdict(self)}
+
+
+def export_model(
+    source: object,
+    path: str | os.PathLike[str],
+    input_shape: Sequence[int] | None = None,
+    opset: int = 17,
+    dynamic_batch: bool = False,
+) -> ExportResult:
+    """Resolve ``source`` (name, checkpoint, ``module:factory``, module), export it and check it."""
+    from edgecnn.runtime.models import resolve_module
+
+    out = check_output_path(path)
+    rm = resolve_module(source, input_shape=input_shape)  # type: ignore[arg-type]
+    t0 = time.perf_counter()
+    data = export_onnx_bytes(rm.module, rm.input_shape, opset=opset, dynamic_batch=dynamic_batch)
+    err = check_onnx_matches_torch(rm.module, data, rm.input_shape)
+    atomic_write_bytes(out, data)
+    return ExportResult(
+        model=rm.name,
+        path=str(out),
+        input_shape=list(rm.input_shape),
+        opset=opset,
+        size_bytes=len(data),
+        max_abs_error=err,
+        export_time_s=time.perf_counter() - t0,
+    )
 
 
 def export_onnx_bytes(

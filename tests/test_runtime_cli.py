@@ -1,0 +1,134 @@
+"""CLI ``export`` and ``bench``: JSON output, int8/fp32 ratio, exit 2 on bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+from edgecnn.cli import main
+
+
+def run_cli(args, capsys):
+    try:
+        main(args)
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+class _Reader(CalibrationDataReader):
+    def __init__(self, n: int = 8) -> None:
+        rng = np.random.default_rng(0)
+        self.data = iter(
+            [{"input": rng.standard_normal((1, 1, 28, 28)).astype(np.float32)} for _ in range(n)]
+        )
+
+    def get_next(self):
+        return next(self.data, None)
+
+
+@pytest.fixture(scope="module")
+def fp32_and_int8(tmp_path_factory):
+    from edgecnn.runtime.export import export_onnx
+    from edgecnn.runtime.models import resolve_module
+
+    d = tmp_path_factory.mktemp("m")
+    torch.manual_seed(0)
+    rm = resolve_module("edge-resnet")
+    fp32 = export_onnx(rm.module, d / "fp32.onnx", rm.input_shape)
+    int8 = d / "int8.onnx"
+    quantize_static(
+        str(fp32),
+        str(int8),
+        _Reader(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
+    return fp32, int8
+
+
+def test_export_json_and_file(tmp_path, capsys):
+    out = tmp_path / "m.onnx"
+    code, stdout, _ = run_cli(["export", "edge-mobilenet", "--out", str(out), "--json"], capsys)
+    assert code == 0
+    d = json.loads(stdout)
+    assert d["kind"] == "export" and d["input_shape"] == [1, 1, 28, 28]
+    assert d["size_bytes"] == out.stat().st_size
+    onnx.checker.check_model(onnx.load(out))
+
+
+def test_bench_int8_vs_fp32_interleaved(fp32_and_int8, capsys):
+    fp32, int8 = fp32_and_int8
+    code, stdout, _ = run_cli(
+        ["bench", str(int8), "--baseline", str(fp32), "--runs", "15", "--warmup", "2", "--json"],
+        capsys,
+    )
+    assert code == 0
+    d = json.loads(stdout)
+    assert d["kind"] == "bench" and d["precision"] == "int8" and d["baseline_precision"] == "fp32"
+    ort, base = d["latency"]["ort"], d["latency"]["baseline"]
+    assert ort["runs"] == base["runs"] == 15
+    for s in (ort, base):
+        assert s["min_ms"] <= s["median_ms"] <= s["p90_ms"] <= s["p99_ms"] <= s["max_ms"]
+    assert d["speed_ratio_vs_baseline"] == pytest.approx(base["median_ms"] / ort["median_ms"])
+    assert d["peak_rss_bytes"] > 0 and d["load_time_s"] > 0
+    assert d["environment"]["onnxruntime"]
+
+
+def test_bench_pytorch_source_interleaves_torch(capsys):
+    code, stdout, _ = run_cli(
+        ["bench", "edge-resnet", "--batch", "2", "--runs", "5", "--json"], capsys
+    )
+    assert code == 0
+    d = json.loads(stdout)
+    assert d["source"] == "pytorch" and d["input_shape"] == [2, 1, 28, 28]
+    assert set(d["latency"]) == {"ort", "torch"}
+    assert d["latency"]["ort"]["throughput_per_s"] == pytest.approx(
+        2e3 / d["latency"]["ort"]["median_ms"]
+    )
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["bench", "missing.onnx"], "does not exist"),
+        (["bench", "no_such_model_xyz"], "unknown model"),
+        (["export", "edge-resnet", "--out", "nodir/x.onnx"], "does not exist"),
+        (["export", "edge-resnet", "--out", "x.onnx", "--input-shape", "1xAx3"], "malformed"),
+        (["bench", "edge-resnet", "--baseline", "b.onnx"], "--baseline"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path, monkeypatch, capsys, args, needle):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(args, capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edgecnn: error:") and needle in lines[0]
+
+
+def test_bench_truncated_onnx_exits_2(fp32_and_int8, tmp_path, capsys):
+    fp32, _ = fp32_and_int8
+    bad = tmp_path / "trunc.onnx"
+    bad.write_bytes(fp32.read_bytes()[:500])
+    code, _, err = run_cli(["bench", str(bad)], capsys)
+    assert code == 2 and "truncated" in err
+
+
+def test_bench_fixed_batch_mismatch(fp32_and_int8, capsys):
+    fp32, _ = fp32_and_int8
+    code, _, err = run_cli(["bench", str(fp32), "--batch", "4"], capsys)
+    assert code == 2 and "fixed batch of 1" in err
+
+
+def test_help_has_example(capsys):
+    for cmd in ("export", "bench"):
+        code, out, _ = run_cli([cmd, "--help"], capsys)
+        assert code == 0 and "Example: edgecnn " + cmd in out
