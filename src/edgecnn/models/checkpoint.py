@@ -1,0 +1,148 @@
+"""edgecnn checkpoints: architecture name + arguments + state dict, loadable with weights_only.
+
+File layout (a plain dict saved by ``torch.save``; only tensors and primitive containers, so
+``torch.load(path, weights_only=True)`` reads it without executing code)::
+
+    {"format": "edgecnn-checkpoint", "version": 1,
+     "arch": "edge-resnet", "arch_kwargs": {...},
+     "state_dict": {...}, "extra": {...}}
+
+Structured pruning changes channel counts; :func:`load_checkpoint` therefore rebuilds the
+architecture and then resizes every ``Conv2d``/``BatchNorm2d``/``Linear`` to the shapes stored in
+the state dict (depthwise convs stay depthwise), so pruned checkpoints load through the same path.
+Architectures are looked up in :data:`edgecnn.models.edge.EDGE_MODELS` first, then torchvision.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from edgecnn.errors import ModelLoadError
+from edgecnn.io import atomic_write_bytes
+
+FORMAT = "edgecnn-checkpoint"
+VERSION = 1
+
+
+def _plain(obj: Any) -> Any:
+    """Convert tuples to lists recursively so the dict is weights_only-loadable and stable."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def save_checkpoint(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    arch: str,
+    arch_kwargs: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model``'s state dict with its architecture name/arguments to ``path`` atomically."""
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "arch": arch,
+        "arch_kwargs": _plain(arch_kwargs or {}),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "extra": _plain(extra or {}),
+    }
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def build_arch(arch: str, arch_kwargs: dict[str, Any]) -> nn.Module:
+    """Build an architecture by name: a built-in edge model, else a torchvision model (no weights)."""
+    from edgecnn.models.edge import EDGE_MODELS, build_edge_model
+
+    if arch in EDGE_MODELS:
+        return build_edge_model(arch, **arch_kwargs)
+    import torchvision
+
+    if arch in torchvision.models.list_models():
+        return torchvision.models.get_model(arch, weights=None, **arch_kwargs)
+    raise ModelLoadError(
+        f"checkpoint architecture '{arch}' is unknown: expected one of {sorted(EDGE_MODELS)} "
+        "or a torchvision model name"
+    )
+
+
+def _resize_to_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Replace Conv2d/BatchNorm2d/Linear modules whose stored shapes differ (pruned checkpoints)."""
+    for name, mod in list(model.named_modules()):
+        w = state.get(f"{name}.weight")
+        if w is None:
+            continue
+        new: nn.Module | None = None
+        if isinstance(mod, nn.Conv2d) and tuple(w.shape) != tuple(mod.weight.shape):
+            depthwise = mod.groups == mod.in_channels == mod.out_channels and mod.groups > 1
+            out_c, in_per_group = int(w.shape[0]), int(w.shape[1])
+            groups = out_c if depthwise else mod.groups
+            new = nn.Conv2d(
+                in_per_group * groups,
+                out_c,
+                mod.kernel_size,
+                mod.stride,
+                mod.padding,
+                mod.dilation,
+                groups,
+                bias=mod.bias is not None,
+                padding_mode=mod.padding_mode,
+            )
+        elif isinstance(mod, nn.BatchNorm2d) and w.shape[0] != mod.num_features:
+            new = nn.BatchNorm2d(int(w.shape[0]), mod.eps, mod.momentum)
+        elif isinstance(mod, nn.Linear) and tuple(w.shape) != tuple(mod.weight.shape):
+            new = nn.Linear(int(w.shape[1]), int(w.shape[0]), bias=mod.bias is not None)
+        if new is not None:
+            parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+            setattr(parent, name.rpartition(".")[2], new)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
+    """Load an edgecnn checkpoint (``weights_only=True``) -> ``(module in eval mode, info)``.
+
+    ``info`` holds ``arch``, ``arch_kwargs`` and ``extra``. Raises :class:`ModelLoadError` for a
+    missing, corrupt or non-edgecnn file.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ModelLoadError(f"checkpoint '{p}' does not exist: check the path")
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt or unsafe files
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelLoadError(
+            f"cannot read checkpoint '{p}' ({first[:160]}): it must be a file written by "
+            "'edgecnn train' or edgecnn.models.checkpoint.save_checkpoint"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelLoadError(
+            f"'{p}' is not an edgecnn checkpoint (no 'format': '{FORMAT}' entry): "
+            "create one with 'edgecnn train' or save_checkpoint(model, path, arch, arch_kwargs)"
+        )
+    if payload.get("version") != VERSION:
+        raise ModelLoadError(
+            f"checkpoint '{p}' has version {payload.get('version')}, this edgecnn reads {VERSION}"
+        )
+    arch, kwargs = payload["arch"], dict(payload.get("arch_kwargs") or {})
+    model = build_arch(arch, kwargs)
+    state = payload["state_dict"]
+    _resize_to_state(model, state)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ModelLoadError(
+            f"checkpoint '{p}' does not match architecture '{arch}': {str(e).splitlines()[0]}"
+        ) from None
+    model.eval()
+    info = {"arch": arch, "arch_kwargs": kwargs, "extra": dict(payload.get("extra") or {})}
+    return model, info
