@@ -264,6 +264,7 @@ class _Recorder(TorchDispatchMode):
         self.attributed: set[int] = set()
         self.name_counts: dict[str, int] = {}
         self.unknown: list[str] = []
+        self.leaf_scopes = {n for n, m in model.named_modules() if n and not any(m.children())}
         for p in model.parameters():
             self.add_static(p, counts_as_param=True)
         for b in model.buffers():
@@ -288,7 +289,7 @@ class _Recorder(TorchDispatchMode):
 
     def _layer_name(self, op: str) -> str:
         scope = self.module_stack[-1] if self.module_stack else ""
-        base = f"{scope}.{op}" if scope else op
+        base = scope if scope in self.leaf_scopes else (f"{scope}.{op}" if scope else op)
         k = self.name_counts.get(base, 0) + 1
         self.name_counts[base] = k
         return base if k == 1 else f"{base}#{k}"

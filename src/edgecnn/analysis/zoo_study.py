@@ -1,0 +1,97 @@
+"""The compute-vs-bandwidth study of the CNN zoo (AlexNet to EfficientNet).
+
+Each model is profiled at 224x224x3 (Inception v3 at 299x299x3), batch 1, with BatchNorm folded
+and activations fused; DRAM traffic is weights plus every feature map written and read back
+(:mod:`edgecnn.analysis.traffic`). Our counts group-aware and stride-correct; the published
+study's companion code is not reused (see the README's "Conventions").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from edgecnn.analysis.profile import profile
+from edgecnn.graph.from_torch import graph_from_module
+from edgecnn.models.zoo import build_zoo_model, zoo_entry
+
+ZOO_STUDY_MODELS: tuple[str, ...] = (
+    "alexnet",
+    "vgg16",
+    "googlenet",
+    "inception_v3",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "densenet121",
+    "mobilenet_v2",
+    "mobilenet_v3_large",
+    "mobilenet_v3_small",
+    "squeezenet1_0",
+    "squeezenet1_1",
+    "shufflenet_v2_x1_0",
+    "efficientnet_b0",
+)
+
+
+@dataclass
+class ZooRow:
+    model: str
+    input_size: int
+    macs: int
+    flops: int
+    params: int
+    weight_bytes: int
+    activation_traffic_bytes: int
+    dram_bytes: int
+    peak_activation_bytes: int
+    arithmetic_intensity: float
+    latency_s: float | None
+
+
+@dataclass
+class ZooStudy:
+    precision: str
+    device: str | None
+    rows: list[ZooRow]
+    kind: str = "zoo"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def run_zoo_study(
+    models: tuple[str, ...] = ZOO_STUDY_MODELS,
+    precision: str = "fp32",
+    device: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ZooStudy:
+    """Profile each model of the study and collect one row per model."""
+    rows = []
+    for name in models:
+        if progress:
+            progress(name)
+        size = 299 if name == "inception_v3" else 224
+        entry = zoo_entry(name)
+        graph = graph_from_module(
+            build_zoo_model(name, entry.num_classes), (1, 3, size, size), name
+        )
+        t = profile(graph, precision, device).totals
+        rows.append(
+            ZooRow(
+                model=name,
+                input_size=size,
+                macs=t.macs,
+                flops=t.flops,
+                params=t.params,
+                weight_bytes=t.dram_weight_bytes,
+                activation_traffic_bytes=t.dram_activation_bytes,
+                dram_bytes=t.dram_bytes,
+                peak_activation_bytes=t.peak_activation_bytes,
+                arithmetic_intensity=t.arithmetic_intensity,
+                latency_s=t.latency_s,
+            )
+        )
+    return ZooStudy(precision=precision, device=device, rows=rows)
