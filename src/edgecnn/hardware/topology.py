@@ -5,10 +5,12 @@ Format (one conv/GEMM layer per row, header first)::
     Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,
 
 Conventions of SCALE-Sim that we follow: no padding (the IFMAP is the padded input), output
-size ``ceil((H - R + S) / S)`` (equal to ``floor((H - R) / S) + 1``), batch 1, one stride for both
-axes, no groups. Extra trailing columns (e.g. ``Target``) are ignored.
+size ``ceil((H - R + S) / S)``, which is one more than PyTorch's ``floor((H - R) / S) + 1`` when
+``S`` does not divide ``H - R`` (read as implicit bottom/right zero padding), batch 1, one stride
+for both axes, no groups. Extra trailing columns (e.g. ``Target``) are ignored.
 
-Writing: padding is added to the IFMAP size, a dilated kernel is written with its dilated
+Writing: the IFMAP is the padded extent the windows read, ``(OH - 1) * S + R`` (so both output
+conventions agree), a dilated kernel is written with its dilated
 extent (SCALE-Sim cannot express holes, so its MACs are then overcounted), a grouped conv
 becomes one row per group (``name/g0``, ``name/g1``...), a linear layer with batch B becomes an
 IFMAP of B x 1. A conv with batch > 1 or different strides per axis cannot be expressed and
@@ -67,7 +69,8 @@ def read_topology(path: str | Path) -> Graph:
             raise ModelLoadError(f"{p}:{lineno}: every dimension must be >= 1, got {cells[1:8]}")
         if r > h or s > w:
             raise ModelLoadError(f"{p}:{lineno}: filter {r}x{s} larger than IFMAP {h}x{w}")
-        oh, ow = (h - r) // st + 1, (w - s) // st + 1
+        oh, ow = -(-(h - r) // st) + 1, -(-(w - s) // st) + 1  # SCALE-Sim: ceil((H - R + S) / S)
+        pad_b, pad_r = (oh - 1) * st + r - h, (ow - 1) * st + s - w  # the ceil's implicit rows
         layers.append(
             Layer(
                 name=name,
@@ -78,7 +81,7 @@ def read_topology(path: str | Path) -> Graph:
                 attrs={
                     "kernel": (r, s),
                     "stride": (st, st),
-                    "padding": (0, 0, 0, 0),
+                    "padding": (0, 0, pad_b, pad_r),
                     "dilation": (1, 1),
                     "groups": 1,
                 },
@@ -115,8 +118,8 @@ def topology_rows(workload: Workload) -> list[tuple[str, int, int, int, int, int
                 f"layer {item.name}: batch {s.batch} cannot be written as a SCALE-Sim topology; "
                 "export with --input-shape 1x..."
             )
-        h = s.in_h + s.pad_top + s.pad_bottom
-        w = s.in_w + s.pad_left + s.pad_right
+        h = (s.out_h - 1) * s.stride_h + span_h  # padded rows actually read by some window
+        w = (s.out_w - 1) * s.stride_w + span_w
         if item.op != "conv":  # GEMM: M x K times K x N as an M x 1 IFMAP with 1x1 filters
             h, w = s.batch * s.in_h, s.in_w
         groups = s.groups

@@ -1,0 +1,121 @@
+"""Physical limits for every layer of zoo models on every preset, and on random accelerators."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edgecnn.hardware.config import PRESETS, PSUM_BYTES, AcceleratorConfig, load_preset
+from edgecnn.hardware.simulate import SimOptions, simulate
+from edgecnn.hardware.tiling import Tiles, one_touch_elems, tile_footprint
+from edgecnn.hardware.workload import ArrayWork, build_workload
+
+ZOO = [
+    "resnet18",
+    "resnet50",
+    "mobilenet_v2",
+    "mobilenet_v3_small",
+    "squeezenet1_1",
+    "shufflenet_v2_x0_5",
+    "efficientnet_b0",
+    "googlenet",
+    "densenet121",
+    "alexnet",
+    "regnet_x_400mf",
+    "mnasnet0_5",
+]
+
+
+@functools.cache
+def zoo_graph(name: str):
+    from edgecnn.graph.from_torch import graph_from_module
+    from edgecnn.models.zoo import build_zoo_model
+
+    return graph_from_module(build_zoo_model(name), (1, 3, 224, 224), name=name)
+
+
+def check_limits(graph, accel: AcceleratorConfig, opts: SimOptions) -> None:
+    result = simulate(graph, accel, opts)
+    workload = build_workload(graph, fuse=opts.fuse)
+    assert len(result.layers) == len(workload.items)
+    precision = result.precision
+    wb = accel.word_bytes(precision)
+    pb = max(PSUM_BYTES[precision], wb)
+    db = 2 if accel.double_buffering else 1
+    for layer, item in zip(result.layers, workload.items, strict=True):
+        assert 0 <= layer.utilization <= 1, layer.name
+        assert layer.cycles == layer.compute_cycles + layer.stall_cycles
+        assert layer.cycles >= math.ceil(layer.effective_macs / accel.pes), layer.name
+        assert layer.stall_cycles >= 0
+        assert layer.dram_bytes >= layer.one_touch_bytes >= 0, layer.name
+        assert layer.energy_j > 0
+        if not isinstance(item, ArrayWork):
+            continue
+        if not (layer.input_on_chip or layer.output_on_chip or layer.winograd):
+            assert layer.dram_bytes >= one_touch_elems(item.shape) * wb, layer.name
+        if opts.model_cycles != "tiled":
+            continue
+        t = layer.tiling
+        fp = tile_footprint(item.shape, Tiles(t["tm"], t["tn"], t["tr"], t["tc"]))
+        scale = 1.0 if not layer.winograd else (accel.winograd.m + 2) ** 2 / 9
+        in_b = 0 if layer.input_on_chip else fp.input_elems * wb
+        w_b = math.ceil(fp.weight_elems * scale) * wb
+        out_b = 0 if layer.output_on_chip else fp.output_elems * pb
+        if accel.shared_sram_bytes:
+            assert in_b + w_b + out_b <= accel.shared_sram_bytes // db, layer.name
+        else:
+            assert in_b <= accel.ifmap_sram_bytes // db
+            assert w_b <= accel.filter_sram_bytes // db
+            assert out_b <= accel.ofmap_sram_bytes // db
+    totals = result.totals
+    assert totals["cycles"] == sum(r.cycles for r in result.layers)
+    assert 0 < totals["utilization"] <= 1
+    assert totals["energy_j"] == pytest.approx(sum(totals["energy_breakdown"].values()))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("model", ZOO)
+def test_zoo_layers_within_physical_limits(model, preset):
+    check_limits(zoo_graph(model), load_preset(preset), SimOptions())
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_zoo_limits_scalesim_mode_and_baseline(preset):
+    graph = zoo_graph("resnet18")
+    check_limits(graph, load_preset(preset), SimOptions(model_cycles="scalesim"))
+    check_limits(
+        graph, load_preset(preset), SimOptions(fuse=False, winograd=False, fmap_reuse=False)
+    )
+
+
+accelerators = st.builds(
+    AcceleratorConfig,
+    rows=st.integers(1, 64),
+    cols=st.integers(1, 64),
+    flat=st.booleans(),
+    dataflow=st.sampled_from(["os", "ws", "is"]),
+    precision=st.just("int8"),
+    ifmap_sram_bytes=st.integers(16 * 1024, 1 << 20),
+    filter_sram_bytes=st.integers(16 * 1024, 1 << 20),
+    ofmap_sram_bytes=st.integers(16 * 1024, 1 << 20),
+    shared_sram_bytes=st.sampled_from([0, 0, 256 * 1024, 2 << 20]),
+    double_buffering=st.booleans(),
+    dram_bw_bytes_per_cycle=st.floats(0.5, 128),
+    winograd=st.sampled_from(["none", "F2", "F4"]),
+    zero_skipping=st.booleans(),
+)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    accelerators,
+    st.sampled_from(["resnet18", "mobilenet_v2", "squeezenet1_1"]),
+    st.sampled_from(["latency", "energy", "dram"]),
+    st.sampled_from([None, 0.5]),
+)
+def test_random_accelerators_within_limits(accel, model, objective, sparsity):
+    check_limits(zoo_graph(model), accel, SimOptions(objective=objective, sparsity=sparsity))
