@@ -7,9 +7,11 @@ File layout (a plain dict saved by ``torch.save``; only tensors and primitive co
      "arch": "edge-resnet", "arch_kwargs": {...},
      "state_dict": {...}, "extra": {...}}
 
-Structured pruning changes channel counts; :func:`load_checkpoint` therefore rebuilds the
-architecture and then resizes every ``Conv2d``/``BatchNorm2d``/``Linear`` to the shapes stored in
-the state dict (depthwise convs stay depthwise), so pruned checkpoints load through the same path.
+Structured pruning changes channel counts and BN folding removes BN layers; :func:`load_checkpoint`
+therefore rebuilds the architecture and then adapts it to the state dict: ``Conv2d``/
+``BatchNorm2d``/``Linear`` are resized to the stored shapes (depthwise convs stay depthwise), BN
+layers absent from the state dict become ``Identity`` and convs gain the bias folding created,
+so compressed checkpoints load through the same path.
 Architectures are looked up in :data:`edgecnn.models.edge.EDGE_MODELS` first, then torchvision.
 """
 
@@ -79,9 +81,16 @@ def build_arch(arch: str, arch_kwargs: dict[str, Any]) -> nn.Module:
 def _resize_to_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     """Replace Conv2d/BatchNorm2d/Linear modules whose stored shapes differ (pruned checkpoints)."""
     for name, mod in list(model.named_modules()):
+        if not name:
+            continue
+        if isinstance(mod, nn.modules.batchnorm._BatchNorm) and f"{name}.running_mean" not in state:
+            _set(model, name, nn.Identity())  # folded into the preceding conv
+            continue
         w = state.get(f"{name}.weight")
         if w is None:
             continue
+        if isinstance(mod, (nn.Conv2d, nn.Linear)) and mod.bias is None and f"{name}.bias" in state:
+            mod.bias = nn.Parameter(torch.zeros(mod.weight.shape[0]))  # bias created by BN folding
         new: nn.Module | None = None
         if isinstance(mod, nn.Conv2d) and tuple(w.shape) != tuple(mod.weight.shape):
             depthwise = mod.groups == mod.in_channels == mod.out_channels and mod.groups > 1
@@ -103,8 +112,14 @@ def _resize_to_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
         elif isinstance(mod, nn.Linear) and tuple(w.shape) != tuple(mod.weight.shape):
             new = nn.Linear(int(w.shape[1]), int(w.shape[0]), bias=mod.bias is not None)
         if new is not None:
-            parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
-            setattr(parent, name.rpartition(".")[2], new)
+            if f"{name}.bias" in state and getattr(new, "bias", None) is None:
+                new.bias = nn.Parameter(torch.zeros(int(w.shape[0])))
+            _set(model, name, new)
+
+
+def _set(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+    setattr(parent, name.rpartition(".")[2], new)
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
