@@ -156,7 +156,9 @@ def data_movement_cost(layer: Layer) -> OpCost:
 
 
 #: Ops whose output is a view of (or identical to) their input: no memory traffic, no storage.
-ALIAS_KINDS: frozenset[OpKind] = frozenset({OpKind.RESHAPE, OpKind.DROPOUT, OpKind.CONSTANT})
+ALIAS_KINDS: frozenset[OpKind] = frozenset(
+    {OpKind.RESHAPE, OpKind.DROPOUT, OpKind.CONSTANT, OpKind.SPLIT}
+)
 
 #: Ops that carry multiply-accumulates (the ones counted in ``macs``).
 MAC_KINDS: frozenset[OpKind] = frozenset(

@@ -1,0 +1,448 @@
+"""ONNX frontend: an ONNX model (opset 11+) as a :class:`~edgecnn.graph.ir.Graph`.
+
+Shapes come from ONNX shape inference (with data propagation); when it leaves a tensor's shape
+unknown (TorchScript exports of ShuffleNet's channel-shuffle Reshape, for instance) ONNX
+Runtime's symbolic shape inference runs as a second pass. A model whose inputs have symbolic
+dimensions needs an explicit input shape.
+
+Initializers, ``Constant`` outputs and anything computed only from them (``Shape`` -> ``Gather``
+chains, weight transposes) are *static*: they are recorded in ``Layer.params``, never as layer
+inputs. ``Graph.param_count`` counts floating-point initializers except BatchNorm running
+statistics (the model's trainable parameters).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from edgecnn.errors import ModelLoadError, ShapeError
+from edgecnn.graph.ir import Graph, Layer, OpKind, TensorInfo
+
+_KIND: dict[str, tuple[OpKind, str | None]] = {
+    "Conv": (OpKind.CONV, None),
+    "QLinearConv": (OpKind.CONV, None),
+    "ConvInteger": (OpKind.CONV, None),
+    "ConvTranspose": (OpKind.CONV_TRANSPOSE, None),
+    "Gemm": (OpKind.LINEAR, None),
+    "QGemm": (OpKind.LINEAR, None),
+    "MatMul": (OpKind.MATMUL, None),
+    "MatMulInteger": (OpKind.MATMUL, None),
+    "QLinearMatMul": (OpKind.MATMUL, None),
+    "MaxPool": (OpKind.MAXPOOL, None),
+    "AveragePool": (OpKind.AVGPOOL, None),
+    "QLinearAveragePool": (OpKind.AVGPOOL, None),
+    "GlobalAveragePool": (OpKind.AVGPOOL, "global"),
+    "QLinearGlobalAveragePool": (OpKind.AVGPOOL, "global"),
+    "GlobalMaxPool": (OpKind.MAXPOOL, "global"),
+    "BatchNormalization": (OpKind.BATCHNORM, None),
+    "LayerNormalization": (OpKind.LAYERNORM, None),
+    "GroupNormalization": (OpKind.GROUPNORM, None),
+    "InstanceNormalization": (OpKind.INSTANCENORM, None),
+    "Softmax": (OpKind.SOFTMAX, None),
+    "LogSoftmax": (OpKind.SOFTMAX, None),
+    "Resize": (OpKind.RESIZE, None),
+    "Upsample": (OpKind.RESIZE, None),
+    "Concat": (OpKind.CONCAT, None),
+    "QLinearConcat": (OpKind.CONCAT, None),
+    "Split": (OpKind.SPLIT, None),
+    "Reshape": (OpKind.RESHAPE, None),
+    "Flatten": (OpKind.RESHAPE, None),
+    "Squeeze": (OpKind.RESHAPE, None),
+    "Unsqueeze": (OpKind.RESHAPE, None),
+    "Identity": (OpKind.RESHAPE, None),
+    "Expand": (OpKind.RESHAPE, None),
+    "Dropout": (OpKind.DROPOUT, None),
+    "Transpose": (OpKind.TRANSPOSE, None),
+    "Tile": (OpKind.TRANSPOSE, None),
+    "Slice": (OpKind.SLICE, None),
+    "Gather": (OpKind.SLICE, None),
+    "GatherElements": (OpKind.SLICE, None),
+    "Pad": (OpKind.PAD, None),
+    "Cast": (OpKind.CAST, None),
+    "QuantizeLinear": (OpKind.CAST, None),
+    "DequantizeLinear": (OpKind.CAST, None),
+    "DynamicQuantizeLinear": (OpKind.CAST, None),
+    "Shape": (OpKind.CONSTANT, None),
+    "Size": (OpKind.CONSTANT, None),
+    "Constant": (OpKind.CONSTANT, None),
+    "ConstantOfShape": (OpKind.CONSTANT, None),
+    "Range": (OpKind.CONSTANT, None),
+}
+for _op, _fn in {
+    "Relu": "relu",
+    "Clip": "clip",
+    "HardSwish": "hardswish",
+    "HardSigmoid": "hardsigmoid",
+    "Sigmoid": "sigmoid",
+    "Tanh": "tanh",
+    "LeakyRelu": "leaky_relu",
+    "Elu": "elu",
+    "Selu": "selu",
+    "Gelu": "gelu",
+    "Softplus": "softplus",
+    "Mish": "mish",
+    "PRelu": "prelu",
+    "QLinearLeakyRelu": "leaky_relu",
+    "QLinearSigmoid": "sigmoid",
+}.items():
+    _KIND[_op] = (OpKind.ACTIVATION, _fn)
+for _op in (
+    "Add Sub Mul Div Pow Sqrt Exp Log Erf Neg Abs Reciprocal Where Equal Less Greater "
+    "LessOrEqual GreaterOrEqual Not And Or Max Min Sum Mean QLinearAdd QLinearMul"
+).split():
+    _KIND[_op] = (OpKind.ELEMENTWISE, _op.lower().removeprefix("qlinear"))
+for _op in "ReduceMean ReduceSum ReduceMax ReduceMin ReduceL2 ReduceProd ReduceSumSquare".split():
+    _KIND[_op] = (OpKind.REDUCE, _op.removeprefix("Reduce").lower())
+
+#: Which node input holds the weight (and the bias) for ops with a quantized layout.
+_WEIGHT_INPUT = {"QLinearConv": 3, "QLinearMatMul": 3, "ConvInteger": 1, "MatMulInteger": 1}
+
+
+def read_onnx(path: str | Path) -> Any:
+    """Load an ONNX file with a clear error for a missing, truncated or non-ONNX file."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    p = Path(path)
+    if not p.is_file():
+        raise ModelLoadError(f"ONNX file '{p}' not found: check the path")
+    data = p.read_bytes()
+    try:
+        model = onnx.load_from_string(data)
+    except (DecodeError, ValueError, RuntimeError) as e:
+        raise ModelLoadError(
+            f"'{p}' is not a valid ONNX model (corrupt or truncated: {type(e).__name__}); "
+            "re-export it or check the download"
+        ) from None
+    if not model.graph.node:
+        raise ModelLoadError(
+            f"'{p}' contains no ONNX graph nodes (truncated or not an ONNX file): re-export it"
+        )
+    if any(init.data_location == onnx.TensorProto.EXTERNAL for init in model.graph.initializer):
+        onnx.load_external_data_for_model(model, str(p.parent))
+    return model
+
+
+def graph_from_onnx(source: Any, input_shape: tuple[int, ...] | None = None) -> Graph:
+    """Build the IR of an ONNX model (a path or a ``ModelProto``)."""
+    import onnx
+
+    if isinstance(source, (str, Path)):
+        model = read_onnx(source)
+        name = Path(source).stem
+    else:
+        model = onnx.ModelProto()
+        model.CopyFrom(source)
+        name = model.graph.name or "onnx-model"
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset and opset < 11:
+        raise ModelLoadError(
+            f"ONNX opset {opset} is older than 11: upgrade it with onnx.version_converter"
+        )
+    init_names = {i.name for i in model.graph.initializer}
+    real_inputs = [i for i in model.graph.input if i.name not in init_names]
+    _fix_input_shapes(model, real_inputs, input_shape)
+    shapes = _infer_shapes(model)
+    return _build(model, shapes, name)
+
+
+def _fix_input_shapes(model: Any, inputs: list, input_shape: tuple[int, ...] | None) -> None:
+    for idx, inp in enumerate(inputs):
+        dims = inp.type.tensor_type.shape.dim
+        symbolic = [
+            d.dim_param or "?" for d in dims if not d.HasField("dim_value") or d.dim_value <= 0
+        ]
+        if input_shape is not None and idx == 0:
+            if len(dims) != len(input_shape):
+                raise ShapeError(
+                    f"--input-shape {'x'.join(map(str, input_shape))} has {len(input_shape)} dims "
+                    f"but model input '{inp.name}' has {len(dims)}"
+                )
+            for d, v in zip(dims, input_shape, strict=True):
+                if d.HasField("dim_value") and d.dim_value > 0 and d.dim_value != v:
+                    raise ShapeError(
+                        f"--input-shape {'x'.join(map(str, input_shape))} conflicts with model input "
+                        f"'{inp.name}' of fixed shape {_dims_text(dims)}"
+                    )
+                d.ClearField("dim_param")
+                d.dim_value = v
+        elif symbolic:
+            raise ShapeError(
+                f"model input '{inp.name}' has symbolic dimensions {_dims_text(dims)}: "
+                "pass a concrete shape with --input-shape, e.g. 1x3x224x224"
+            )
+
+
+def _dims_text(dims: Any) -> str:
+    return "x".join(
+        str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?") for d in dims
+    )
+
+
+def _static_shape(vi: Any) -> tuple[int, ...] | None:
+    t = vi.type.tensor_type
+    if not t.HasField("shape"):
+        return None
+    dims = []
+    for d in t.shape.dim:
+        if not d.HasField("dim_value") or d.dim_value < 0:
+            return None
+        dims.append(int(d.dim_value))
+    return tuple(dims)
+
+
+def _collect(model: Any) -> dict[str, tuple[tuple[int, ...] | None, int]]:
+    out: dict[str, tuple[tuple[int, ...] | None, int]] = {}
+    g = model.graph
+    for vi in list(g.input) + list(g.value_info) + list(g.output):
+        out[vi.name] = (_static_shape(vi), vi.type.tensor_type.elem_type)
+    for init in g.initializer:
+        out[init.name] = (tuple(int(d) for d in init.dims), init.data_type)
+    return out
+
+
+def _infer_shapes(model: Any) -> dict[str, tuple[tuple[int, ...] | None, int]]:
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception as e:  # noqa: BLE001 - onnx raises several types for malformed graphs
+        raise ModelLoadError(f"ONNX shape inference failed: {str(e).splitlines()[0]}") from None
+    shapes = _collect(inferred)
+    needed = [o for n in inferred.graph.node for o in n.output if o]
+    if all(shapes.get(o, (None, 0))[0] is not None for o in needed):
+        return shapes
+    try:
+        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+        symbolic = SymbolicShapeInference.infer_shapes(inferred, auto_merge=True)
+    except Exception:  # noqa: BLE001 - best effort second pass
+        symbolic = None
+    if symbolic is not None:
+        for k, v in _collect(symbolic).items():
+            if v[0] is not None or k not in shapes:
+                shapes[k] = v
+    missing = [o for o in needed if shapes.get(o, (None, 0))[0] is None]
+    if missing:
+        shapes.update(_shapes_by_running(inferred, missing))
+    return shapes
+
+
+def _shapes_by_running(model: Any, names: list[str]) -> dict[str, tuple[tuple[int, ...], int]]:
+    """Last resort: run the model once in ONNX Runtime on zeros and read the missing shapes.
+
+    Used when static shape inference cannot see through a data-dependent constant expression
+    (TorchScript exports of ViT's class-token Expand, for instance). Returns what it could get.
+    """
+    import numpy as np
+    import onnx
+
+    try:
+        import onnxruntime as ort
+
+        probe = onnx.ModelProto()
+        probe.CopyFrom(model)
+        known = {o.name for o in probe.graph.output}
+        for name in names:
+            if name not in known:
+                probe.graph.output.append(onnx.ValueInfoProto(name=name))
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        opts.log_severity_level = 3
+        sess = ort.InferenceSession(
+            probe.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+        )
+        feeds = {}
+        for inp in sess.get_inputs():
+            dtype = {"tensor(float)": np.float32, "tensor(int64)": np.int64}.get(
+                inp.type, np.float32
+            )
+            feeds[inp.name] = np.zeros([int(d) for d in inp.shape], dtype=dtype)
+        values = sess.run(names, feeds)
+    except Exception:  # noqa: BLE001 - best effort; the caller reports what stays unknown
+        return {}
+    return {n: (tuple(int(d) for d in v.shape), 1) for n, v in zip(names, values, strict=True)}
+
+
+_ELEM_DTYPE = {
+    1: "float32",
+    2: "uint8",
+    3: "int8",
+    6: "int32",
+    7: "int64",
+    9: "bool",
+    10: "float16",
+    11: "float64",
+    16: "bfloat16",
+}
+
+
+def _attrs(node: Any) -> dict[str, Any]:
+    import onnx
+
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _build(model: Any, shapes: dict, name: str) -> Graph:
+    g = model.graph
+    static: set[str] = {i.name for i in g.initializer}
+    float_inits = {
+        i.name: math.prod(i.dims) for i in g.initializer if i.data_type in (1, 10, 11, 16)
+    }
+    bn_stats = {
+        n.input[k]
+        for n in g.node
+        if n.op_type == "BatchNormalization"
+        for k in (3, 4)
+        if len(n.input) > k
+    }
+    param_numel = {k: v for k, v in float_inits.items() if k not in bn_stats}
+    attributed: set[str] = set()
+    layers: list[Layer] = []
+    used_names: dict[str, int] = {}
+
+    def info(tensor: str) -> TensorInfo:
+        shape, elem = shapes.get(tensor, (None, 1))
+        return TensorInfo(tensor, shape or (), _ELEM_DTYPE.get(elem, "float32"))
+
+    skip, gated = _gated_activations(g)
+    for idx, node in enumerate(g.node):
+        if idx in skip:
+            continue
+        kind, fn = _KIND.get(node.op_type, (OpKind.UNKNOWN, None))
+        if node.domain not in ("", "ai.onnx", "com.microsoft"):
+            kind, fn = OpKind.UNKNOWN, None
+        ins = [i for i in node.input if i]
+        if idx in gated:  # x * sigmoid(x) as one SiLU, x * hardsigmoid(x) as one HardSwish
+            kind, fn = OpKind.ACTIVATION, gated[idx][0]
+            ins = [gated[idx][1]]
+        dynamic = [i for i in ins if i not in static]
+        if kind is OpKind.CONSTANT or not dynamic:
+            static.update(o for o in node.output if o)
+            continue
+        for o in node.output:
+            if o and shapes.get(o, (None, 0))[0] is None:
+                raise ShapeError(
+                    f"could not infer the shape of '{o}' (output of {node.op_type} node "
+                    f"'{node.name or idx}'): pass --input-shape, or simplify the model with onnxsim"
+                )
+        attrs = _attrs(node)
+        lname = node.name or f"{node.op_type}_{idx}"
+        k = used_names.get(lname, 0)
+        used_names[lname] = k + 1
+        if k:
+            lname = f"{lname}#{k + 1}"
+        params = {
+            f"{node.op_type.lower()}_in{j}": shapes[i][0] or ()
+            for j, i in enumerate(ins)
+            if i in static
+        }
+        weight_idx = _WEIGHT_INPUT.get(node.op_type, 1)
+        if kind in (OpKind.CONV, OpKind.CONV_TRANSPOSE, OpKind.LINEAR) or (
+            kind is OpKind.MATMUL and len(ins) > weight_idx and ins[weight_idx] in static
+        ):
+            params = _named_params(node, ins, static, shapes, weight_idx)
+        if kind is OpKind.MATMUL and "weight" in params:
+            kind = OpKind.LINEAR
+        layer_attrs = _layer_attrs(kind, fn, node, attrs, ins, shapes, params)
+        fresh = {i for i in ins if i in param_numel} - attributed
+        attributed |= fresh
+        layers.append(
+            Layer(
+                name=lname,
+                op=kind,
+                inputs=[info(i) for i in dynamic],
+                outputs=[info(o) for o in node.output if o][: None if kind is OpKind.SPLIT else 1],
+                params=params,
+                attrs=layer_attrs,
+                source_op=node.op_type
+                if node.domain in ("", "ai.onnx")
+                else f"{node.domain}.{node.op_type}",
+                param_count=sum(param_numel[i] for i in fresh),
+            )
+        )
+    unknown = sorted({layer.source_op for layer in layers if layer.op is OpKind.UNKNOWN})
+    init_names = {i.name for i in g.initializer}
+    return Graph(
+        name=name,
+        layers=layers,
+        inputs=[info(i.name) for i in g.input if i.name not in init_names],
+        outputs=[info(o.name) for o in g.output],
+        param_count=sum(param_numel.values()),
+        meta={"frontend": "onnx", "unknown_ops": unknown},
+    )
+
+
+def _gated_activations(g: Any) -> tuple[set[int], dict[int, tuple[str, str]]]:
+    """Find ``Mul(x, Sigmoid(x))`` / ``Mul(x, HardSigmoid(x))`` pairs (SiLU and HardSwish as
+    exported to opsets without those ops). Returns the gate nodes to skip and, per Mul node,
+    the activation name and its input ``x``."""
+    producer = {o: (i, n) for i, n in enumerate(g.node) for o in n.output}
+    readers: dict[str, int] = {}
+    for n in g.node:
+        for i in n.input:
+            readers[i] = readers.get(i, 0) + 1
+    for o in g.output:
+        readers[o.name] = readers.get(o.name, 0) + 1
+    skip: set[int] = set()
+    gated: dict[int, tuple[str, str]] = {}
+    for idx, n in enumerate(g.node):
+        if n.op_type != "Mul" or len(n.input) != 2:
+            continue
+        for x, gate in ((n.input[0], n.input[1]), (n.input[1], n.input[0])):
+            src = producer.get(gate)
+            if src is None or readers.get(gate, 0) != 1:
+                continue
+            gidx, gnode = src
+            fn = {"Sigmoid": "silu", "HardSigmoid": "hardswish"}.get(gnode.op_type)
+            if fn and list(gnode.input) == [x]:
+                skip.add(gidx)
+                gated[idx] = (fn, x)
+                break
+    return skip, gated
+
+
+def _named_params(
+    node: Any, ins: list[str], static: set[str], shapes: dict, weight_idx: int
+) -> dict:
+    params: dict[str, tuple[int, ...]] = {}
+    if len(ins) > weight_idx and ins[weight_idx] in static:
+        params["weight"] = shapes[ins[weight_idx]][0] or ()
+    bias_idx = {"QLinearConv": 8, "Conv": 2, "ConvTranspose": 2, "Gemm": 2}.get(node.op_type)
+    if bias_idx is not None and len(ins) > bias_idx and ins[bias_idx] in static:
+        params["bias"] = shapes[ins[bias_idx]][0] or ()
+    return params
+
+
+def _layer_attrs(
+    kind: OpKind, fn: str | None, node: Any, attrs: dict, ins: list[str], shapes: dict, params: dict
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if fn is not None and kind not in (OpKind.MAXPOOL, OpKind.AVGPOOL):
+        out["fn"] = fn
+    if kind in (OpKind.CONV, OpKind.CONV_TRANSPOSE):
+        w = params.get("weight") or ()
+        kernel = tuple(attrs.get("kernel_shape") or w[2:])
+        nsp = len(kernel)
+        out["kernel"] = kernel
+        out["stride"] = tuple(attrs.get("strides") or (1,) * nsp)
+        out["dilation"] = tuple(attrs.get("dilations") or (1,) * nsp)
+        out["padding"] = tuple(attrs.get("pads") or (0,) * (2 * nsp))
+        out["groups"] = int(attrs.get("group", 1))
+        out["transposed"] = kind is OpKind.CONV_TRANSPOSE
+    elif kind is OpKind.LINEAR and node.op_type in ("Gemm", "QGemm"):
+        a_shape = shapes.get(ins[0], ((), 0))[0] or ()
+        if a_shape:
+            out["k"] = a_shape[0] if attrs.get("transA", 0) else a_shape[-1]
+    elif kind in (OpKind.MAXPOOL, OpKind.AVGPOOL):
+        if fn == "global" or node.op_type.startswith(("Global", "QLinearGlobal")):
+            out["mode"] = "global"
+        else:
+            kernel = tuple(attrs.get("kernel_shape", ()))
+            out["kernel"] = kernel
+            out["stride"] = tuple(attrs.get("strides") or (1,) * len(kernel))
+            out["padding"] = tuple(attrs.get("pads") or (0,) * (2 * len(kernel)))
+            out["mode"] = "max" if kind is OpKind.MAXPOOL else "avg"
+    return out
