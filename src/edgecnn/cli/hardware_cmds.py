@@ -198,3 +198,53 @@ def export_topology(
         print_json({"model": graph.name, "out": str(out), "rows": len(rows)})
     else:
         console.print(f"wrote {len(rows)} layers to {out}")
+
+
+@app.command()
+def casestudy(
+    model: str = typer.Argument("resnet50", help="Model of the case (the seeds use resnet50)."),
+    accel: str | None = typer.Option(None, "--accel", help="Accelerator (default: seed-chip)."),
+    input_shape: str | None = typer.Option(None, "--input-shape", help="e.g. 1x3x224x224."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Reproduce the seeds' ResNet-50 accelerator case step by step and check its claims.
+
+    Example: edgecnn casestudy resnet50
+    """
+    from rich.table import Table
+
+    from edgecnn.hardware.casestudy import run_casestudy
+    from edgecnn.hardware.config import load_accelerator
+    from edgecnn.hardware.loading import load_model_graph
+
+    graph = load_model_graph(model, parse_shape(input_shape))
+    study = run_casestudy(graph, load_accelerator(accel))
+    if as_json:
+        print_json(study.to_dict())
+        return
+    base = study.steps[0]
+    table = Table(title=f"{study.model} on {study.accelerator} ({study.precision})")
+    for col in (
+        "step",
+        "latency ms",
+        "vs baseline",
+        "DRAM MB",
+        "vs baseline",
+        "3x3 mults (M)",
+        "energy mJ",
+    ):
+        table.add_column(col, justify="left" if col == "step" else "right")
+    for s in study.steps:
+        table.add_row(
+            s.step,
+            f"{s.latency_s * 1e3:.2f}",
+            f"{s.latency_s / base.latency_s - 1:+.0%}",
+            f"{s.dram_bytes / 2**20:.1f}",
+            f"{s.dram_bytes / base.dram_bytes - 1:+.0%}",
+            f"{s.mults_3x3 / 1e6:.0f}",
+            f"{s.energy_j * 1e3:.1f}",
+        )
+    console.print(table)
+    for c in study.claims:
+        verdict = "[green]agrees[/]" if c.agrees else "[red]does not agree[/]"
+        console.print(f"- seed: {c.claim} ({c.seed}); ours: {c.ours} -> {verdict}. {c.why}")

@@ -66,7 +66,7 @@ class Operands:
 
     word_bytes: int
     psum_bytes: int
-    weight_scale: float = 1.0  # Winograd-domain weights are n^2/9 larger
+    weight_scale: float = 1.0  # on-chip weight tile growth (Winograd-domain weights: n^2/9)
     input_resident: bool = False
     output_resident: bool = False
 
@@ -243,7 +243,7 @@ def search_tiles(
         dram = np.zeros(fits.shape, dtype=np.float64)
         if not ops.input_resident:
             dram = dram + t["input_reads"] * wb
-        dram = dram + np.ceil(t["weight_reads"] * ops.weight_scale) * wb
+        dram = dram + t["weight_reads"] * wb
         if not ops.output_resident:
             dram = dram + t["output_writes"] * wb + (t["psum_writes"] + t["psum_reads"]) * pb
         xfer = dram / bw_bytes_per_cycle

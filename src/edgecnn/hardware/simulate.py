@@ -17,8 +17,10 @@ Network effects (tiled model): BatchNorm folded and activations fused when ``fus
 of the SRAM (the other half holds tiles), so neither its write nor its reads cross DRAM;
 Winograd F(m x m, 3 x 3) runs eligible 3x3 stride-1 convs as ``(m+2)^2`` GEMMs over
 ``ceil(OH/m) * ceil(OW/m)`` tiles (``(m+2)^2 / (9 m^2)`` of the multiplications), with its
-input/output transforms on the vector unit (overlapped with the array) and weights stored in
-the Winograd domain (``(m+2)^2 / 9`` more weight bytes); zero-skipping scales array time and
+input/output transforms on the vector unit (overlapped with the array); weights cross DRAM in
+the spatial domain and are transformed on chip (``G g G^T``, once per 3x3 kernel per layer;
+re-transforms after a weight refetch are not counted), so the on-chip weight tile is
+``(m+2)^2 / 9`` larger but DRAM weight traffic is unchanged; zero-skipping scales array time and
 MACs by the layer's weight density.
 
 Energy (picojoules per access, :class:`~edgecnn.hardware.config.EnergyTable`): MACs, three
@@ -42,6 +44,14 @@ from edgecnn.hardware.tiling import tiled_traffic
 from edgecnn.hardware.workload import ArrayWork, VectorWork, Workload, build_workload
 
 MODEL_CYCLES = ("tiled", "scalesim")
+
+WINOGRAD_NNZ: dict[int, tuple[int, int, int]] = {2: (8, 6, 6), 4: (22, 18, 14)}
+"""Non-zeros of B^T, A^T and G for F(2x2,3x3) and F(4x4,3x3) (Lavin and Gray, CVPR 2016).
+
+Transform costs count one vector op per non-zero use: input ``B^T d B`` takes ``2 n nnz(B^T)``
+ops per tile and input channel, output ``A^T M A`` takes ``(n + m) nnz(A^T)`` per tile and output
+channel, and the weight transform ``G g G^T`` ``(3 + n) nnz(G)`` per 3x3 kernel.
+"""
 FMAP_FRACTION = 0.5
 """Share of the feature-map SRAM that may hold resident feature maps when reuse is on."""
 
@@ -349,9 +359,10 @@ def _tiled_layer(
         tiles = shape.batch * math.ceil(shape.out_h / m) * math.ceil(shape.out_w / m)
         wgemm = Gemm(ef=tiles, rsc=shape.in_channels, k=shape.out_channels, groups=n * n)
         wmap = map_gemm(wgemm, accel, density)
-        w_ops = tiles * (
-            2 * n**3 * shape.in_channels + (m * n * n + m * m * n) * shape.out_channels
-        )
+        nnz_b, nnz_a, nnz_g = WINOGRAD_NNZ[m]
+        in_ops, out_ops = 2 * n * nnz_b, (n + m) * nnz_a  # per tile and channel
+        w_ops = tiles * (in_ops * shape.in_channels + out_ops * shape.out_channels)
+        w_ops += shape.weight_elems // 9 * (3 + n) * nnz_g  # G g G^T once per 3x3 kernel
         w_cycles = max(wmap.compute_cycles, math.ceil(w_ops / accel.lanes))
         if w_cycles < compute:
             wino, mapping, compute, vector_ops = True, wmap, w_cycles, w_ops
@@ -371,7 +382,7 @@ def _tiled_layer(
     sram_size = accel.shared_sram_bytes or accel.filter_sram_bytes
     choice = search_tiles(
         shape,
-        Operands(wb, pb, weight_scale, in_res or item.weight_is_activation and False, out_res),
+        Operands(wb, pb, weight_scale, in_res, out_res),
         budget,
         compute,
         accel.dram_bw_bytes_per_cycle,
@@ -383,7 +394,7 @@ def _tiled_layer(
     )
     t = tiled_traffic(shape, choice.tiles, choice.order)
     rd_in = 0 if in_res else t.input_reads * wb
-    rd_w = math.ceil(t.weight_reads * weight_scale) * wb
+    rd_w = t.weight_reads * wb
     wr_out = 0 if out_res else t.output_writes * wb
     psum_r = 0 if out_res else t.psum_reads * pb
     psum_w = 0 if out_res else t.psum_writes * pb
@@ -401,7 +412,7 @@ def _tiled_layer(
     sram_reads = mapping.ifmap_reads + mapping.filter_reads + mapping.psum_reads + drains
     sram_writes = mapping.ofmap_writes + fills
     floor = one_touch_elems(shape)
-    floor_bytes = (floor - shape.weight_elems + math.ceil(shape.weight_elems * weight_scale)) * wb
+    floor_bytes = floor * wb
     if in_res:
         floor_bytes -= (floor - shape.weight_elems - shape.output_elems) * wb
     if out_res:
