@@ -166,3 +166,32 @@ def test_bad_inputs_exit_2(topo, tmp_path, capsys):
     unk = tmp_path / "unk.toml"
     unk.write_text("rows = 8\ncolumns = 8\n")
     _one_line_exit2(["simulate", str(topo), "--accel", str(unk)], capsys, "valid keys")
+
+
+def test_explore_cli_local_and_resume(topo, tmp_path, capsys):
+    space = tmp_path / "space.yaml"
+    space.write_text("base: tpu-32x32\nsweep:\n  array: [8x8, 16x16]\n  precision: [int8]\n")
+    out = tmp_path / "res.jsonl"
+    argv = [
+        "explore",
+        str(topo),
+        "--space",
+        str(space),
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--json",
+    ]
+    code, stdout, err = run(argv, capsys)
+    assert code == 0, err
+    d = json.loads(stdout)
+    assert (d["points"], d["computed"], d["skipped"]) == (2, 2, 0)
+    assert (tmp_path / "res.png").stat().st_size > 0
+    code, stdout, _ = run(argv, capsys)
+    assert json.loads(stdout)["skipped"] == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sweep:\n  arrays: [8x8]\n")
+    _one_line_exit2(
+        ["explore", str(topo), "--space", str(bad), "--out", str(out)], capsys, "unknown sweep key"
+    )

@@ -427,6 +427,10 @@ class _Recorder(TorchDispatchMode):
         if packet in _ELEMENTWISE:
             fn = _ELEMENTWISE[packet]
             return OpKind.ELEMENTWISE, {"_label": fn, "fn": fn}
+        if packet == "mean" and args[0].dim() == 4 and len(args) > 1 and args[1] is not None:
+            dims = sorted(int(d) % 4 for d in args[1])
+            if dims == [2, 3]:  # adaptive average pooling to 1x1 decomposes to a spatial mean
+                return OpKind.AVGPOOL, {"_label": "avgpool", "mode": "global"}
         if packet in _REDUCE:
             return OpKind.REDUCE, {"_label": f"reduce_{_REDUCE[packet]}", "fn": _REDUCE[packet]}
         if packet in _SIMPLE:

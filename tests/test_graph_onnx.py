@@ -1,0 +1,93 @@
+"""The ONNX frontend against the PyTorch frontend on exported zoo models, and its bad input."""
+
+import warnings
+
+import onnx
+import pytest
+import torch
+
+from edgecnn.analysis import profile
+from edgecnn.analysis.zoo_study import ZOO_STUDY_MODELS
+from edgecnn.errors import ModelLoadError, ShapeError
+from edgecnn.graph import load_graph
+from edgecnn.graph.from_onnx import graph_from_onnx
+from edgecnn.models.zoo import build_zoo_model
+
+
+def _export(model, shape, path, dynamic_batch=False):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (torch.randn(*shape),),
+            str(path),
+            opset_version=17,
+            dynamo=False,
+            input_names=["x"],
+            dynamic_axes={"x": {0: "batch"}} if dynamic_batch else None,
+        )
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ZOO_STUDY_MODELS)
+def test_onnx_frontend_agrees_with_torch_frontend(name, tmp_path):
+    size = 299 if name == "inception_v3" else 224
+    torch.manual_seed(0)
+    model = build_zoo_model(name, device="cpu")  # as its DEFAULT weights define it
+    path = _export(model, (1, 3, size, size), tmp_path / f"{name}.onnx")
+    from_onnx = profile(load_graph(str(path)))
+    from_torch = profile(load_graph(model, (1, 3, size, size)))
+    assert from_onnx.totals.macs == pytest.approx(from_torch.totals.macs, rel=0.01)
+    # ONNX holds only what inference reads (no unused auxiliary heads): compare with the
+    # parameters the PyTorch graph's layers read
+    read_params = sum(r.params for r in from_torch.layers)
+    assert from_onnx.totals.params == pytest.approx(read_params, rel=0.01)
+    assert from_onnx.totals.unknown_ops == []
+
+
+def test_symbolic_batch_needs_input_shape(tmp_path):
+    path = _export(torch.nn.Conv2d(3, 4, 3), (1, 3, 16, 16), tmp_path / "dyn.onnx", True)
+    with pytest.raises(ShapeError, match="--input-shape"):
+        graph_from_onnx(path)
+    g = graph_from_onnx(path, (4, 3, 16, 16))
+    assert g.layers[0].outputs[0].shape == (4, 4, 14, 14)
+    assert profile(g).totals.macs == 4 * 4 * 14 * 14 * 3 * 9
+
+
+def test_truncated_and_non_onnx_files(tmp_path):
+    path = _export(torch.nn.Conv2d(3, 4, 3), (1, 3, 16, 16), tmp_path / "ok.onnx")
+    data = path.read_bytes()
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelLoadError, match="not a valid ONNX|no ONNX graph"):
+        graph_from_onnx(truncated)
+    text = tmp_path / "text.onnx"
+    text.write_text("hello, I am not a model")
+    with pytest.raises(ModelLoadError):
+        graph_from_onnx(text)
+    with pytest.raises(ModelLoadError, match="not found"):
+        graph_from_onnx(tmp_path / "missing.onnx")
+
+
+def test_unknown_onnx_operator_is_listed(tmp_path):
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4])
+    node = onnx.helper.make_node("Relu", ["x"], ["h"])
+    odd = onnx.helper.make_node("Hardmax", ["h"], ["y"])
+    model = onnx.helper.make_model(
+        onnx.helper.make_graph([node, odd], "g", [x], [y]),
+        opset_imports=[onnx.helper.make_opsetid("", 17)],
+    )
+    result = profile(graph_from_onnx(model))
+    assert [u["op"] for u in result.totals.unknown_ops] == ["Hardmax"]
+
+
+def test_silu_pattern_becomes_one_activation(tmp_path):
+    class Silu(torch.nn.Module):
+        def forward(self, x):
+            return x * torch.sigmoid(x)
+
+    path = _export(Silu(), (1, 8), tmp_path / "silu.onnx")
+    g = graph_from_onnx(path)
+    assert [(layer.op.value, layer.attrs.get("fn")) for layer in g.layers] == [("activation", "silu")]
