@@ -248,3 +248,73 @@ def casestudy(
     for c in study.claims:
         verdict = "[green]agrees[/]" if c.agrees else "[red]does not agree[/]"
         console.print(f"- seed: {c.claim} ({c.seed}); ours: {c.ours} -> {verdict}. {c.why}")
+
+
+@app.command()
+def explore(
+    model: str = typer.Argument(..., help="Model to simulate at every point (as in simulate)."),
+    space: Path = typer.Option(
+        ..., "--space", help="Space YAML: base accelerator and values to sweep."
+    ),
+    ray: bool = typer.Option(
+        False, "--ray", help="Run the points as Ray tasks (local Ray by default)."
+    ),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="Join this Ray cluster (host:port or ray://...); implies --ray."
+    ),
+    out: Path = typer.Option(
+        Path("results.jsonl"), "--out", help="JSON-lines results (appended; resumes)."
+    ),
+    plot: Path | None = typer.Option(
+        None, "--plot", help="Pareto plot PNG (default: OUT with .png)."
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Local worker processes (default: CPUs)."
+    ),
+    input_shape: str | None = typer.Option(None, "--input-shape", help="e.g. 1x3x224x224."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Sweep accelerator designs for MODEL and show the latency/energy/area Pareto front.
+
+    Example: edgecnn explore resnet18 --space space.yaml --out results.jsonl --ray
+    """
+    from rich.table import Table
+
+    from edgecnn.cli.common import err_console
+    from edgecnn.hardware.explore import explore as run_explore
+    from edgecnn.hardware.explore import load_space, plot_front
+    from edgecnn.hardware.loading import load_model_graph
+    from edgecnn.hardware.workload import build_workload
+
+    sp = load_space(space)
+    workload = build_workload(load_model_graph(model, parse_shape(input_shape)))
+
+    def progress(done: int, total: int) -> None:
+        if not as_json:
+            err_console.print(f"\r{done}/{total} points", end="")
+
+    address = ray_address or ("local" if ray else None)
+    result = run_explore(workload, sp, out, ray_address=address, workers=workers, progress=progress)
+    png = plot_front(result, plot or out.with_suffix(".png"))
+    if as_json:
+        d = result.to_dict()
+        d["plot"] = str(png)
+        print_json(d)
+        return
+    err_console.print("")
+    table = Table(title=f"Pareto front ({len(result.front)} of {len(result.points)} points)")
+    for col in ("point", "latency ms", "energy mJ", "area mm²", "DRAM MB", "util"):
+        table.add_column(col, justify="left" if col == "point" else "right")
+    for r in result.front:
+        table.add_row(
+            ", ".join(f"{k}={v}" for k, v in r["params"].items()),
+            f"{r['latency_s'] * 1e3:.3f}",
+            f"{r['energy_j'] * 1e3:.3f}",
+            f"{r['area_mm2']:.2f}",
+            f"{r['dram_bytes'] / 2**20:.1f}",
+            f"{r['utilization']:.2f}",
+        )
+    console.print(table)
+    console.print(
+        f"{result.computed} points computed, {result.skipped} already in {out}; plot: {png}"
+    )
