@@ -140,3 +140,81 @@ def bench(
         console.print(
             f"ORT vs PyTorch eager: {res.speed_ratio_ort_vs_torch:.2f}x (torch median / ORT median)"
         )
+
+
+@app.command("predicted-vs-measured")
+def predicted_vs_measured_cmd(
+    models: list[str] = typer.Argument(None, help="Model names (default: 13 torchvision CNNs)."),
+    precision: list[str] = typer.Option(
+        ["fp32"], "--precision", help="fp32 and/or int8 (repeat the option)."
+    ),
+    threads: int = typer.Option(1, "--threads", min=1, help="Threads for ORT and the host probe."),
+    runs: int = typer.Option(10, "--runs", min=1, help="Timed ORT runs per model."),
+    out: Path = typer.Option(
+        None, "--out", help="Directory to write predicted_vs_measured.json and .png."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Roofline latency on the measured 'host' profile beside measured ONNX Runtime latency.
+
+    Reports Spearman's rank correlation and the median measured/predicted ratio.
+
+    Example: edgecnn predicted-vs-measured --threads 1 --runs 10 --out pvm
+    """
+    from edgecnn.io import atomic_dir
+    from edgecnn.runtime.predicted import DEFAULT_MODELS, predicted_vs_measured
+
+    names = list(models) if models else list(DEFAULT_MODELS)
+    ticks = iter(track(range(len(names)), "models", total=len(names), quiet=json_out))
+    res = predicted_vs_measured(
+        names,
+        precisions=precision,
+        threads=threads,
+        runs=runs,
+        on_model=lambda _n: next(ticks, None),
+    )
+    for _ in ticks:
+        pass
+    d = res.to_dict()
+    if out is not None:
+        import json
+
+        from edgecnn.report.figures import predicted_vs_measured as pvm_figure
+
+        with atomic_dir(out) as tmp:
+            (tmp / "predicted_vs_measured.json").write_text(json.dumps(d, indent=2))
+            png = pvm_figure(d)
+            if png:
+                (tmp / "predicted_vs_measured.png").write_bytes(png)
+    if json_out:
+        print_json(d)
+        return
+    t = Table(title=f"roofline on host vs ONNX Runtime ({threads} thread(s), median of {runs})")
+    for col in (
+        "model",
+        "precision",
+        "GMACs",
+        "predicted ms",
+        "measured ms",
+        "measured/predicted",
+        "bound",
+    ):
+        t.add_column(col, justify="left" if col in ("model", "precision", "bound") else "right")
+    for r in res.rows:
+        t.add_row(
+            r.model,
+            r.precision,
+            f"{r.macs / 1e9:.3f}",
+            f"{r.predicted_ms:.2f}",
+            f"{r.measured_ms:.2f}",
+            f"{r.ratio:.2f}",
+            r.bound,
+        )
+    console.print(t)
+    console.print(
+        f"Spearman rank correlation {res.spearman:.3f}; median measured/predicted {res.median_ratio:.2f}x"
+    )
+    for s in res.skipped:
+        console.print(f"skipped {s['model']} {s['precision']}: {s['reason']}")
+    if out is not None:
+        console.print(f"wrote {out}/predicted_vs_measured.json and .png")

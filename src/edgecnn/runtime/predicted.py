@@ -1,0 +1,230 @@
+"""Predicted vs measured: the analyser's roofline latency on ``host`` beside ONNX Runtime.
+
+For each model: the IR is profiled with :func:`edgecnn.analysis.profile` on the ``host`` device
+profile (GEMM and copy-bandwidth probe run once, with ``threads`` torch threads, the same thread
+count ORT uses), giving ``predicted_ms`` (the sum of the fused groups' roofline bounds); the model
+is built with random weights at its own input size, exported (checked) and timed in ORT
+(``measured_ms``, median). ``ratio`` = measured / predicted (> 1: slower than the roofline).
+
+Summary statistics: Spearman's rank correlation between predicted and measured (average ranks
+for ties) and the median ratio, overall and per precision. The point is an honest picture of how
+far a roofline estimate is from a real runtime, not a fitted predictor.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgecnn.errors import ConfigError, EdgecnnError
+
+DEFAULT_MODELS = (
+    "alexnet",
+    "googlenet",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "densenet121",
+    "mobilenet_v2",
+    "mobilenet_v3_large",
+    "mobilenet_v3_small",
+    "squeezenet1_0",
+    "squeezenet1_1",
+    "shufflenet_v2_x1_0",
+    "efficientnet_b0",
+)
+PRECISIONS = ("fp32", "int8")
+
+
+@dataclass
+class PvmRow:
+    """One model at one precision: predicted and measured latency (milliseconds)."""
+
+    model: str
+    precision: str
+    input_shape: list[int]
+    macs: int
+    predicted_ms: float
+    measured_ms: float
+    measured_p90_ms: float
+    ratio: float  # measured / predicted
+    bound: str  # which roof dominates the prediction: "compute" or "memory" (by time share)
+
+
+@dataclass
+class PredictedVsMeasured:
+    device: str
+    threads: int
+    runs: int
+    rows: list[PvmRow]
+    spearman: float
+    median_ratio: float
+    by_precision: dict[str, dict[str, float]] = field(default_factory=dict)
+    host: dict = field(default_factory=dict)  # the probed peak ops and bandwidth
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    environment: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"kind": "predicted_vs_measured", **asdict(self)}
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation (Pearson correlation of average ranks); NaN if undefined."""
+    if len(x) != len(y):
+        raise ConfigError(f"spearman needs equal lengths, got {len(x)} and {len(y)}")
+    if len(x) < 2:
+        return float("nan")
+    rx, ry = _ranks(np.asarray(x, float)), _ranks(np.asarray(y, float))
+    sx, sy = rx.std(), ry.std()
+    if sx == 0 or sy == 0:
+        return float("nan")
+    return float(((rx - rx.mean()) * (ry - ry.mean())).mean() / (sx * sy))
+
+
+def _ranks(a: np.ndarray) -> np.ndarray:
+    order = np.argsort(a, kind="mergesort")
+    ranks = np.empty(len(a), float)
+    ranks[order] = np.arange(1, len(a) + 1, dtype=float)
+    for v in np.unique(a):  # average ranks over ties
+        idx = a == v
+        if idx.sum() > 1:
+            ranks[idx] = ranks[idx].mean()
+    return ranks
+
+
+def _summary(rows: list[PvmRow]) -> tuple[float, float]:
+    if not rows:
+        return float("nan"), float("nan")
+    rho = spearman([r.predicted_ms for r in rows], [r.measured_ms for r in rows])
+    return rho, float(statistics.median(r.ratio for r in rows))
+
+
+def predicted_vs_measured(
+    models: Sequence[str] = DEFAULT_MODELS,
+    precisions: Sequence[str] = ("fp32",),
+    threads: int = 1,
+    runs: int = 10,
+    warmup: int = 2,
+    quantize: Callable[[Path, Path, tuple[int, ...]], None] | None = None,
+    on_model: Callable[[str], None] | None = None,
+) -> PredictedVsMeasured:
+    """Run the comparison (see the module docstring).
+
+    ``quantize(fp32_onnx, int8_onnx, input_shape)`` produces the int8 model for ``int8`` rows;
+    by default the compression package's static INT8 quantizer is used when it is installed,
+    else int8 rows are skipped and listed in ``skipped``.
+    """
+    from edgecnn.analysis import profile
+    from edgecnn.analysis.devices import probe_host
+    from edgecnn.graph import load_graph
+    from edgecnn.models.zoo import zoo_names
+    from edgecnn.runtime.bench import measure_latency
+    from edgecnn.runtime.environment import environment_info
+    from edgecnn.runtime.export import export_onnx
+    from edgecnn.runtime.models import resolve_module
+    from edgecnn.runtime.session import input_feeds, make_session
+
+    bad = [p for p in precisions if p not in PRECISIONS]
+    if bad:
+        raise ConfigError(f"unknown precision {bad[0]!r}: choose from {', '.join(PRECISIONS)}")
+    if not models:
+        raise ConfigError("no models given")
+    if "int8" in precisions and quantize is None:
+        quantize = default_quantizer()
+    prev = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    rows: list[PvmRow] = []
+    skipped: list[dict[str, str]] = []
+    try:
+        host = probe_host()
+        zoo = set(zoo_names())
+        for name in models:
+            rm = resolve_module(name)
+            graph = load_graph(name if name in zoo else rm.module, input_shape=rm.input_shape)
+            with tempfile.TemporaryDirectory(prefix="edgecnn-pvm-") as d:
+                fp32 = export_onnx(rm.module, Path(d) / "fp32.onnx", rm.input_shape)
+                del rm.module
+                for prec in precisions:
+                    path = fp32
+                    if prec == "int8":
+                        if quantize is None:
+                            skipped.append(
+                                {
+                                    "model": name,
+                                    "precision": prec,
+                                    "reason": "no INT8 quantizer installed",
+                                }
+                            )
+                            continue
+                        path = Path(d) / "int8.onnx"
+                        try:
+                            quantize(fp32, path, rm.input_shape)
+                        except EdgecnnError as e:
+                            skipped.append({"model": name, "precision": prec, "reason": str(e)})
+                            continue
+                    prof = profile(graph, precision=prec, device=host)
+                    sess = make_session(path, threads=threads)
+                    feeds = input_feeds(sess)
+                    stats = measure_latency(
+                        lambda s=sess, f=feeds: s.run(None, f), runs=runs, warmup=warmup
+                    )
+                    pred_ms = float(prof.totals.latency_s) * 1e3
+                    comp = sum(lay.latency_s or 0 for lay in prof.layers if lay.bound == "compute")
+                    mem = sum(lay.latency_s or 0 for lay in prof.layers if lay.bound == "memory")
+                    rows.append(
+                        PvmRow(
+                            model=name,
+                            precision=prec,
+                            input_shape=list(rm.input_shape),
+                            macs=int(prof.totals.macs),
+                            predicted_ms=pred_ms,
+                            measured_ms=stats.median_ms,
+                            measured_p90_ms=stats.p90_ms,
+                            ratio=stats.median_ms / pred_ms if pred_ms > 0 else float("inf"),
+                            bound="compute" if comp >= mem else "memory",
+                        )
+                    )
+            if on_model is not None:
+                on_model(name)
+    finally:
+        torch.set_num_threads(prev)
+    rho, med = _summary(rows)
+    by_prec = {}
+    for p in precisions:
+        sub = [r for r in rows if r.precision == p]
+        if sub:
+            r_p, m_p = _summary(sub)
+            by_prec[p] = {"models": len(sub), "spearman": r_p, "median_ratio": m_p}
+    return PredictedVsMeasured(
+        device="host",
+        threads=threads,
+        runs=runs,
+        rows=rows,
+        spearman=rho,
+        median_ratio=med,
+        by_precision=by_prec,
+        host=host.to_dict(),
+        skipped=skipped,
+        environment=environment_info(threads),
+    )
+
+
+def default_quantizer() -> Callable[[Path, Path, tuple[int, ...]], None] | None:
+    """The compression package's static INT8 ONNX quantizer, adapted, or None if absent."""
+    try:
+        from edgecnn.compress.quantize import quantize_onnx_static  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+
+    def run(src: Path, dst: Path, input_shape: tuple[int, ...]) -> None:
+        rng = np.random.default_rng(0)
+        calib = [rng.standard_normal(input_shape).astype(np.float32) for _ in range(8)]
+        quantize_onnx_static(src, dst, calib)
+
+    return run
