@@ -90,4 +90,6 @@ def test_silu_pattern_becomes_one_activation(tmp_path):
 
     path = _export(Silu(), (1, 8), tmp_path / "silu.onnx")
     g = graph_from_onnx(path)
-    assert [(layer.op.value, layer.attrs.get("fn")) for layer in g.layers] == [("activation", "silu")]
+    assert [(layer.op.value, layer.attrs.get("fn")) for layer in g.layers] == [
+        ("activation", "silu")
+    ]

@@ -229,14 +229,10 @@ class _SkipInitOnMeta(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = getattr(func, "__name__", "")
-        if (
-            name.endswith("_")
-            and not name.startswith("__")
-            and args
-            and isinstance(args[0], torch.Tensor)
-            and args[0].is_meta
-        ):
-            return args[0]
+        if name.endswith("_") and not name.startswith("__"):
+            first = args[0] if args else next(iter((kwargs or {}).values()), None)
+            if isinstance(first, torch.Tensor) and first.is_meta:
+                return first
         return func(*args, **(kwargs or {}))
 
 
