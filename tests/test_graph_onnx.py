@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from edgecnn.analysis import profile
-from edgecnn.analysis.zoo_study import ZOO_STUDY_MODELS
+from edgecnn.studies.zoo import ZOO_STUDY_MODELS
 from edgecnn.errors import ModelLoadError, ShapeError
 from edgecnn.graph import load_graph
 from edgecnn.graph.from_onnx import graph_from_onnx

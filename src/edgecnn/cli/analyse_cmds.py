@@ -191,7 +191,7 @@ def zoo(
     Example: edgecnn zoo --out zoo-out --device rpi5
     """
     from edgecnn.analysis.profile import human
-    from edgecnn.analysis.zoo_study import ZOO_STUDY_MODELS, run_zoo_study
+    from edgecnn.studies.zoo import ZOO_STUDY_MODELS, run_zoo_study
     from edgecnn.io import atomic_write_text
     from edgecnn.report.zoo_plots import plot_macs_vs_traffic, plot_traffic_bars
 

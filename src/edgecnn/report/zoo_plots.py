@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgecnn.analysis.zoo_study import ZooStudy
+from edgecnn.studies.zoo import ZooStudy
 from edgecnn.io import atomic_path
 
 
