@@ -132,3 +132,31 @@ def test_module_weights_untouched_and_mode_restored():
     graph_from_module(m, (1, 3, 8, 8))
     assert m.training
     assert all(torch.equal(a, b) for a, b in zip(before, m.parameters(), strict=True))
+
+
+def test_fused_attention_kernels_are_counted():
+    """A fused SDPA kernel (as CPU eager runs ViT attention) is counted like its matmuls."""
+    q = TensorInfo("q", (2, 4, 10, 16))
+    kv = TensorInfo("k", (2, 4, 12, 16))
+    sdpa = Layer("attn", OpKind.ATTENTION, [q, kv, kv], [TensorInfo("o", (2, 4, 10, 16))])
+    cost = layer_cost(sdpa)
+    assert cost.macs == 2 * (2 * 4 * 10 * 12 * 16)  # Q K^T and A V
+    x = TensorInfo("x", (2, 10, 64))
+    mha = Layer(
+        "mha",
+        OpKind.ATTENTION,
+        [x, x, x],
+        [x],
+        attrs={"fused_projections": True, "num_heads": 4, "embed_dim": 64},
+    )
+    # q, k, v, out projections (4*B*L*E*E) plus scores and weighted sum (2*B*L*L*E)
+    assert layer_cost(mha).macs == 4 * 2 * 10 * 64 * 64 + 2 * 2 * 10 * 10 * 64
+
+
+def test_functional_sdpa_recorded_on_meta():
+    class Attn(nn.Module):
+        def forward(self, x):
+            q = x.view(2, 10, 4, 16).transpose(1, 2)
+            return torch.nn.functional.scaled_dot_product_attention(q, q, q)
+
+    assert profile(graph_from_module(Attn(), (2, 10, 64))).totals.macs == 2 * (2 * 4 * 10 * 10 * 16)
