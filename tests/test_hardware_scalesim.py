@@ -146,3 +146,55 @@ def test_tiled_model_has_no_double_count(resnet18_csv):
             layer.sram_writes - (layer.dram_read_bytes["input"] + layer.dram_read_bytes["weight"])
             == out
         )
+
+
+# Reference numbers from a real SCALE-Sim 3.0.0 run (pip install scalesim "numpy<2.4" in a
+# separate venv; 32x32 array, 64 KB per SRAM, Bandwidth 10, InterfaceBandwidth CALC), read from
+# its COMPUTE_REPORT.csv ("Total Cycles", stall cycles were 0) and DETAILED_ACCESS_REPORT.csv
+# ("SRAM IFMAP Reads", "SRAM Filter Reads", "SRAM OFMAP Writes").
+REAL_RUN_TOPOLOGY = [
+    ("Conv4_1b", 14, 14, 3, 3, 256, 256, 1),
+    ("Conv4_s", 28, 28, 1, 1, 128, 256, 2),
+    ("Conv5_2a", 7, 7, 3, 3, 512, 512, 1),
+    ("Odd", 9, 11, 3, 2, 5, 37, 2),
+    ("FC", 1, 1, 1, 1, 512, 1000, 1),
+]
+REAL_RUN = {
+    "os": [
+        (94639, 2654208, 2949120, 39424),
+        (12159, 230400, 262144, 61696),
+        (74719, 1843200, 2359296, 13824),
+        (183, 1440, 1110, 1016),
+        (18367, 16384, 512000, 3048),
+    ],
+    "ws": [
+        (137087, 2654208, 589824, 2654208),
+        (10207, 230400, 32768, 230400),
+        (274175, 1843200, 2359296, 1843200),
+        (235, 1440, 1110, 888),
+        (48639, 16384, 512000, 16000),
+    ],
+    "is": [
+        (125999, 331776, 2949120, 2654208),
+        (11199, 28800, 262144, 230400),
+        (87263, 115200, 2359296, 1843200),
+        (130, 720, 1110, 888),
+        (17503, 512, 512000, 16000),
+    ],
+}
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
+def test_matches_a_real_scalesim_run(tmp_path, dataflow):
+    path = tmp_path / "topo.csv"
+    write_topology(path, REAL_RUN_TOPOLOGY)
+    accel = AcceleratorConfig(rows=32, cols=32, dataflow=dataflow)
+    result = simulate(read_topology(path), accel, SimOptions(model_cycles="scalesim"))
+    for layer, expected in zip(result.layers, REAL_RUN[dataflow], strict=True):
+        got = (
+            layer.compute_cycles,
+            layer.sram_reads_by_operand["ifmap"],
+            layer.sram_reads_by_operand["filter"],
+            layer.sram_writes,
+        )
+        assert got == expected, layer.name

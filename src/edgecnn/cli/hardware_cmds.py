@@ -61,23 +61,15 @@ def simulate(
 
     Example: edgecnn simulate resnet50 --accel tpu-32x32 --json
     """
-    from edgecnn.errors import ConfigError
     from edgecnn.hardware.config import load_accelerator
     from edgecnn.hardware.loading import load_model_graph
-    from edgecnn.hardware.search import Objective
     from edgecnn.hardware.simulate import SimOptions
     from edgecnn.hardware.simulate import simulate as run
 
-    try:
-        obj = Objective(objective)
-    except ValueError:
-        raise ConfigError(
-            f"--objective {objective!r} is not valid: choose latency, energy or dram"
-        ) from None
     opts = SimOptions(
         model_cycles=model_cycles,
         precision=precision,
-        objective=obj,
+        objective=objective,
         fuse=fuse,
         winograd=winograd,
         fmap_reuse=reuse,

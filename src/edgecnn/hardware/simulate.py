@@ -75,7 +75,12 @@ class SimOptions:
             raise ConfigError(
                 f"model_cycles = {self.model_cycles!r} is not valid: choose {' or '.join(MODEL_CYCLES)}"
             )
-        object.__setattr__(self, "objective", Objective(self.objective))
+        try:
+            object.__setattr__(self, "objective", Objective(self.objective))
+        except ValueError:
+            raise ConfigError(
+                f"objective = {self.objective!r} is not valid: choose latency, energy or dram"
+            ) from None
         if self.sparsity is not None and not 0 <= self.sparsity < 1:
             raise ConfigError(f"sparsity = {self.sparsity} is invalid: give a fraction in [0, 1)")
 
