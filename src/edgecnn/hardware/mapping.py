@@ -109,7 +109,10 @@ def fill_drain_cycles(rows: int, cols: int, dataflow: Dataflow) -> int:
 
 
 def flat_grid(gemm: Gemm, pes: int) -> tuple[int, int]:
-    """Best ``(r, c)`` with ``r * c = pes`` for a flat MAC array (fewest folds, then more c).
+    """Best ``(r, c)`` with ``r * c = pes`` for a flat MAC array.
+
+    Fewest folds first, then fewest operand words streamed from SRAM (the squarest useful grid),
+    then more ``c``.
 
     Candidates are ``c`` = powers of two dividing ``pes`` and ``pes`` itself.
     """
@@ -122,8 +125,9 @@ def flat_grid(gemm: Gemm, pes: int) -> tuple[int, int]:
     best = None
     for c in sorted(cands):
         r = pes // c
-        folds = math.ceil(gemm.ef / r) * math.ceil(gemm.k / c)
-        key = (folds, -c)
+        row_folds, col_folds = math.ceil(gemm.ef / r), math.ceil(gemm.k / c)
+        reads = col_folds * gemm.ef + row_folds * gemm.k  # operand words per reduction step
+        key = (row_folds * col_folds, reads, -c)
         if best is None or key < best[0]:
             best = (key, (r, c))
     assert best is not None
