@@ -159,3 +159,13 @@ def test_ray_results_equal_local(tmp_path):
     for r in remote.points:
         assert r == by_id[r["id"]]
     assert [r["id"] for r in remote.front] == [r["id"] for r in local.front]
+
+
+def test_shipped_example_space_parses():
+    from importlib import resources
+
+    from edgecnn.hardware.explore import load_space
+
+    path = resources.files("edgecnn.hardware").joinpath("presets/space-example.yaml")
+    space = load_space(Path(str(path)))
+    assert len(space.points()) == 4 * 3 * 2 * 2 * 2

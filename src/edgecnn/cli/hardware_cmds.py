@@ -268,6 +268,9 @@ def explore(
 ) -> None:
     """Sweep accelerator designs for MODEL and show the latency/energy/area Pareto front.
 
+    The space YAML names a base accelerator and lists values for array, sram_kb, dataflow,
+    precision, winograd and bandwidth; see edgecnn/hardware/presets/space-example.yaml.
+
     Example: edgecnn explore resnet18 --space space.yaml --out results.jsonl --ray
     """
     from rich.table import Table
