@@ -18,7 +18,9 @@ def run(args, capsys):
 
 
 def test_profile_json_schema(capsys):
-    code, out, _ = run(["profile", "resnet18", "--json", "--device", "rpi5", "--precision", "int8"], capsys)
+    code, out, _ = run(
+        ["profile", "resnet18", "--json", "--device", "rpi5", "--precision", "int8"], capsys
+    )
     assert code == 0
     doc = json.loads(out)
     assert doc["model"] == "resnet18" and doc["input_shape"] == [1, 3, 224, 224]
@@ -51,7 +53,8 @@ def test_profile_json_schema(capsys):
 def test_profile_csv_and_factory(tmp_path, capsys):
     csv_path = tmp_path / "layers.csv"
     code, out, _ = run(
-        ["profile", "torchvision.models:mobilenet_v3_small", "--csv", str(csv_path), "--json"], capsys
+        ["profile", "torchvision.models:mobilenet_v3_small", "--csv", str(csv_path), "--json"],
+        capsys,
     )
     assert code == 0
     rows = csv_path.read_text().splitlines()

@@ -44,6 +44,8 @@ def test_onnx_frontend_agrees_with_torch_frontend(name, tmp_path):
     read_params = sum(r.params for r in from_torch.layers)
     assert from_onnx.totals.params == pytest.approx(read_params, rel=0.01)
     assert from_onnx.totals.unknown_ops == []
+    # the same fusion and the same views: feature-map traffic and peak memory agree too
+    assert from_onnx.totals.dram_bytes == pytest.approx(from_torch.totals.dram_bytes, rel=0.02)
 
 
 def test_symbolic_batch_needs_input_shape(tmp_path):
@@ -92,4 +94,12 @@ def test_silu_pattern_becomes_one_activation(tmp_path):
     g = graph_from_onnx(path)
     assert [(layer.op.value, layer.attrs.get("fn")) for layer in g.layers] == [
         ("activation", "silu")
+    ]
+
+
+def test_erf_gelu_pattern_becomes_one_activation(tmp_path):
+    path = _export(torch.nn.GELU(), (1, 8), tmp_path / "gelu.onnx")
+    g = graph_from_onnx(path)
+    assert [(layer.op.value, layer.attrs.get("fn")) for layer in g.layers] == [
+        ("activation", "gelu")
     ]

@@ -56,7 +56,7 @@ _KIND: dict[str, tuple[OpKind, str | None]] = {
     "Dropout": (OpKind.DROPOUT, None),
     "Transpose": (OpKind.TRANSPOSE, None),
     "Tile": (OpKind.TRANSPOSE, None),
-    "Slice": (OpKind.SLICE, None),
+    "Slice": (OpKind.RESHAPE, None),  # a strided view, as torch slicing is: no data moved
     "Gather": (OpKind.SLICE, None),
     "GatherElements": (OpKind.SLICE, None),
     "Pad": (OpKind.PAD, None),
@@ -401,7 +401,44 @@ def _gated_activations(g: Any) -> tuple[set[int], dict[int, tuple[str, str]]]:
                 skip.add(gidx)
                 gated[idx] = (fn, x)
                 break
+    for idx, n in enumerate(g.node):  # x * 0.5 * (1 + erf(x / sqrt 2)): GELU before opset 20
+        chain = _erf_gelu(g, idx, producer, readers)
+        if chain is not None:
+            *inner, last, x = chain
+            skip.update(inner)
+            gated[last] = ("gelu", x)
     return skip, gated
+
+
+def _erf_gelu(g: Any, erf_idx: int, producer: dict, readers: dict) -> tuple | None:
+    """Node indices of an exported erf-GELU around ``Erf`` node ``erf_idx`` and its input x."""
+    n = g.node[erf_idx]
+    if n.op_type != "Erf":
+        return None
+    div = producer.get(n.input[0])
+    if div is None or div[1].op_type not in ("Div", "Mul") or readers.get(n.input[0]) != 1:
+        return None
+    x = div[1].input[0]
+
+    def only_reader(tensor: str) -> tuple[int, Any] | None:
+        if readers.get(tensor) != 1:
+            return None
+        for i, c in enumerate(g.node):
+            if tensor in c.input:
+                return i, c
+        return None
+
+    add = only_reader(n.output[0])
+    if add is None or add[1].op_type != "Add":
+        return None
+    mul = only_reader(add[1].output[0])
+    if mul is None or mul[1].op_type != "Mul" or x not in mul[1].input:
+        return None
+    indices = [div[0], erf_idx, add[0]]
+    half = only_reader(mul[1].output[0])
+    if half is not None and half[1].op_type == "Mul" and x not in half[1].input:
+        return (*indices, mul[0], half[0], x)
+    return (*indices, mul[0], x)
 
 
 def _named_params(

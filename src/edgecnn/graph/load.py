@@ -84,7 +84,11 @@ def _from_factory(spec: str) -> Any:
     from torch import nn
 
     mod_name, _, attr = spec.partition(":")
-    if "/" in mod_name or "\\" in mod_name or not mod_name.replace(".", "").replace("_", "").isalnum():
+    if (
+        "/" in mod_name
+        or "\\" in mod_name
+        or not mod_name.replace(".", "").replace("_", "").isalnum()
+    ):
         raise ModelLoadError(
             f"'{spec}' is neither a known model nor an existing file: check the path "
             "(ONNX files end in .onnx, checkpoints in .pt)"
