@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from edgecnn.analysis import profile
-from edgecnn.studies.zoo import ZOO_STUDY_MODELS
 from edgecnn.errors import ModelLoadError, ShapeError
 from edgecnn.graph import load_graph
 from edgecnn.graph.from_onnx import graph_from_onnx
 from edgecnn.models.zoo import build_zoo_model
+from edgecnn.studies.zoo import ZOO_STUDY_MODELS
 
 
 def _export(model, shape, path, dynamic_batch=False):

@@ -401,7 +401,7 @@ def _gated_activations(g: Any) -> tuple[set[int], dict[int, tuple[str, str]]]:
                 skip.add(gidx)
                 gated[idx] = (fn, x)
                 break
-    for idx, n in enumerate(g.node):  # x * 0.5 * (1 + erf(x / sqrt 2)): GELU before opset 20
+    for idx in range(len(g.node)):  # x * 0.5 * (1 + erf(x / sqrt 2)): GELU before opset 20
         chain = _erf_gelu(g, idx, producer, readers)
         if chain is not None:
             *inner, last, x = chain
