@@ -1,0 +1,82 @@
+"""``edgecnn demo`` end to end on a short training budget: outputs, consistency, rendering."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgecnn.cli import main
+from edgecnn.report.browser import check_rendering
+from edgecnn.report.kinds import load_results
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("d") / "edgecnn-demo"
+    try:
+        main(["demo", "--out", str(out), "--epochs", "2", "--runs", "5", "--json"])
+    except SystemExit as e:
+        assert e.code == 0
+    return out
+
+
+def test_demo_outputs(demo_run, capsys):
+    out = demo_run
+    for name in (
+        "model.pt",
+        "model-fp32.onnx",
+        "model-int8.onnx",
+        "profile.json",
+        "bench.json",
+        "demo.json",
+        "compress/report.json",
+        "report.html",
+    ):
+        assert (out / name).is_file(), name
+    demo = json.loads((out / "demo.json").read_text())
+    stages = {s["stage"]: s for s in demo["stages"]}
+    assert list(stages)[0] == "fp32" and "int8" in stages
+    fp32, int8 = stages["fp32"], stages["int8"]
+    assert fp32["accuracy"] > 0.8  # two epochs on MNIST-5k
+    assert abs(int8["accuracy"] - fp32["accuracy"]) <= 0.02
+    if "folded" in stages:  # folding changes no outputs and no MACs
+        assert abs(stages["folded"]["accuracy"] - fp32["accuracy"]) <= 0.002
+        assert stages["folded"]["macs"] == fp32["macs"]
+    assert int8["size_bytes"] * 3 < fp32["size_bytes"]
+    for s in demo["stages"]:
+        assert s["size_bytes"] == (out / s["onnx"]).stat().st_size
+        assert s["sim_cycles"] > 0 and s["latency_ms"] > 0
+        sim = json.loads((out / f"simulate-{s['stage']}.json").read_text())
+        assert (
+            s["sim_cycles"]
+            == sim["totals"]["cycles"]
+            == sum(lay["cycles"] for lay in sim["layers"])
+        )
+    bench = json.loads((out / "bench.json").read_text())
+    assert bench["precision"] == "int8" and bench["baseline_precision"] == "fp32"
+    assert demo["int8_speed_ratio"] == pytest.approx(bench["speed_ratio_vs_baseline"])
+    # every JSON the demo writes is a results file the report command accepts
+    kinds = {
+        r["kind"]
+        for r in load_results(sorted(out.glob("*.json")) + [out / "compress" / "report.json"])
+    }
+    assert {"demo", "profile", "simulate", "bench", "compress"} <= kinds
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp dirs left
+
+
+def test_demo_report_renders(demo_run):
+    check = check_rendering(demo_run / "report.html")
+    assert len(check.images) >= 5 and check.broken_images == []
+    assert check.console_errors == [] and check.network_requests == []
+
+
+def test_demo_bad_out_exits_2(tmp_path, capsys):
+    try:
+        main(["demo", "--out", str(tmp_path / "missing" / "demo"), "--epochs", "1"])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "does not exist" in err[0]
+    assert not (tmp_path / "missing").exists()
