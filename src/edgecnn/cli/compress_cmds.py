@@ -48,3 +48,59 @@ def train(
         f"{arch}: test accuracy {result.test_accuracy * 100:.2f}% on {result.data} "
         f"({result.epochs} epochs, {result.train_time_s:.1f} s, {result.params} params) -> {out}"
     )
+
+
+@app.command()
+def compress(
+    model: str = typer.Argument(..., help="Checkpoint (.pt), ONNX file or torchvision name."),
+    recipe: Path = typer.Option(..., "--recipe", help="Recipe YAML (see recipes/)."),
+    out: Path = typer.Option(..., "--out", help="Output directory (replaced atomically)."),
+    data: str = typer.Option(
+        None, "--data", help="mnist, digits or an ImageFolder directory (needed for accuracy)."
+    ),
+    calib_subset: int = typer.Option(
+        None, "--calib-subset", min=1, help="Calibration images (ImageFolder)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Run a compression recipe (fold, prune, distil, quantize) and report every step.
+
+    Example: edgecnn compress model.pt --recipe recipes/int8.yaml --data mnist --out int8-out
+    """
+    from rich.table import Table
+
+    from edgecnn.cli.common import track
+    from edgecnn.compress.recipe import load_recipe, run_recipe
+    from edgecnn.data.loaders import load_data
+
+    rec = load_recipe(recipe)
+    splits = load_data(data, calib_subset=calib_subset) if data is not None else None
+    report = run_recipe(
+        model,
+        rec,
+        splits,
+        out,
+        progress=lambda it: track(it, "compressing", total=len(rec.steps), quiet=json_out),
+    )
+    if json_out:
+        print_json(report.to_dict())
+        return
+    table = Table(title=f"compress {model} -> {out}")
+    for col in ("step", "accuracy", "MACs", "params", "size (bytes)", "latency (ms)", "int8 convs"):
+        table.add_column(col, justify="right" if col != "step" else "left")
+    for s in report.steps:
+        acc = "-" if s.accuracy is None else f"{s.accuracy * 100:.2f}%"
+        frac = "" if s.int8_conv_fraction is None else f"{s.int8_conv_fraction:.0%}"
+        table.add_row(
+            s.step,
+            acc,
+            f"{s.macs:,}",
+            f"{s.params:,}",
+            f"{s.size_bytes:,}",
+            f"{s.latency_ms:.3f}",
+            frac,
+        )
+    console.print(table)
+    for s in report.steps:
+        for w in s.details.get("warnings", []):
+            console.print(f"[yellow]warning[/]: {s.step}: {w}")

@@ -114,6 +114,7 @@ def compact_onnx(model: onnx.ModelProto) -> onnx.ModelProto:
     Graph input and output names are kept. Applied to every ONNX file the pipeline writes, FP32
     and INT8 alike, so file sizes compare weights rather than exporter naming.
     """
+    _toposort(model.graph)
     keep = {i.name for i in model.graph.input} | {o.name for o in model.graph.output}
     names: dict[str, str] = {}
 
@@ -136,6 +137,29 @@ def compact_onnx(model: onnx.ModelProto) -> onnx.ModelProto:
     del model.graph.value_info[:]
     model.doc_string = ""
     return model
+
+
+def _toposort(graph: onnx.GraphProto) -> None:
+    """Reorder ``graph.node`` topologically (FP16 conversion appends its Casts at the end)."""
+    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered: list[onnx.NodeProto] = []
+    while pending:
+        rest = []
+        for n in pending:
+            if all(i in ready for i in n.input):
+                ordered.append(n)
+                ready.update(n.output)
+            else:
+                rest.append(n)
+        if len(rest) == len(pending):  # a cycle or a missing input: keep the original order
+            return
+        pending = rest
+    copies = [onnx.NodeProto() for _ in ordered]
+    for c, n in zip(copies, ordered, strict=True):
+        c.CopyFrom(n)
+    del graph.node[:]
+    graph.node.extend(copies)
 
 
 def _input_name(model: onnx.ModelProto) -> str:
