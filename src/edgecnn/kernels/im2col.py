@@ -5,7 +5,8 @@ Layout: the input is copied once into a zero-padded channels-last buffer; the im
 from a strided view of that buffer; the weights become a ``(KH*KW*Cg) x Kg`` matrix. Groups run
 as one batched GEMM (``bmm`` over groups). The im2col buffer costs
 ``N*OH*OW*KH*KW*C`` elements (:func:`im2col_buffer_elems`): ``KH*KW`` times the input for a
-stride-1 "same" layer, the memory cost that motivates Winograd and direct methods.
+stride-1 "same" layer, the memory cost that motivates Winograd and direct methods. The GEMM of
+an ungrouped layer runs on oneDNN's matmul when available (:mod:`edgecnn.kernels._gemm`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 
 from edgecnn.hardware.tiling import ConvShape
 from edgecnn.kernels._common import add_bias, channels_last_padded
+from edgecnn.kernels._gemm import gemm_nt
 
 
 def im2col_buffer_elems(s: ConvShape) -> int:
@@ -46,25 +48,90 @@ def weight_matrix(weight: torch.Tensor, s: ConvShape) -> torch.Tensor:
     return w.reshape(g, s.kernel_h * s.kernel_w * cg, kg)
 
 
+#: Default im2col chunk in elements (2 MiB of float32): the GEMM then reads a cache-resident
+#: matrix, and large batches do not page-fault a fresh multi-megabyte buffer on every call.
+IM2COL_CHUNK_ELEMS = 1 << 19
+
+
+def im2col_chunk_rows(s: ConvShape, chunk_elems: int | None = IM2COL_CHUNK_ELEMS) -> int:
+    """Output pixels (rows of the im2col matrix) per chunk: whole images when an image's rows
+    fit ``chunk_elems``, else whole output rows of one image; ``chunk_elems=None`` or 0 means the
+    whole batch at once."""
+    taps = s.kernel_h * s.kernel_w * s.in_channels
+    per_image = s.out_h * s.out_w
+    if not chunk_elems:
+        return s.batch * per_image
+    if per_image * taps <= chunk_elems:
+        return per_image * max(1, min(s.batch, chunk_elems // (per_image * taps)))
+    return s.out_w * max(1, chunk_elems // (s.out_w * taps))
+
+
+def im2col_allocated_elems(s: ConvShape, chunk_elems: int | None = IM2COL_CHUNK_ELEMS) -> int:
+    """Elements of the im2col buffer this implementation allocates (one chunk; groups > 1 use
+    the whole matrix)."""
+    if s.groups > 1:
+        return im2col_buffer_elems(s)
+    return im2col_chunk_rows(s, chunk_elems) * s.kernel_h * s.kernel_w * s.in_channels
+
+
 def im2col_conv2d(
     x: torch.Tensor,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
     s: ConvShape,
     product_dtype: torch.dtype | None = None,
+    chunk_elems: int | None = IM2COL_CHUNK_ELEMS,
 ) -> torch.Tensor:
-    """Convolution as im2col + GEMM. ``product_dtype`` runs the GEMM in that dtype (e.g. bf16)."""
-    cols = im2col_matrix(x, s)
-    wm = weight_matrix(weight, s)
+    """Convolution as im2col + GEMM. ``product_dtype`` runs the GEMM in that dtype (e.g. bf16).
+
+    Ungrouped layers build the im2col matrix in chunks of :func:`im2col_chunk_rows` rows (one
+    reused buffer, see :func:`im2col_allocated_elems`) and run one GEMM per chunk; grouped layers
+    build the whole ``(G, N*OH*OW, KH*KW*Cg)`` matrix and run one batched GEMM.
+    """
     pdt = product_dtype or x.dtype
-    if pdt != x.dtype:
-        cols, wm = cols.to(pdt), wm.to(pdt)
     if s.groups == 1:
-        out = torch.mm(cols[0], wm[0]).unsqueeze(0)
-    else:
-        out = torch.bmm(cols, wm)  # (G, rows, Kg)
-    out = out.to(x.dtype)
+        return add_bias(_im2col_chunked(x, weight, s, pdt, chunk_elems), bias)
+    cols = im2col_matrix(x, s).to(pdt)
+    out = torch.bmm(cols, weight_matrix(weight, s).to(pdt)).to(x.dtype)  # (G, rows, Kg)
     # (G, N, OH, OW, Kg) -> (N, G*Kg, OH, OW)
     out = out.view(s.groups, s.batch, s.out_h, s.out_w, s.m_per_group).permute(1, 0, 4, 2, 3)
     out = out.reshape(s.batch, s.out_channels, s.out_h, s.out_w)
     return add_bias(out, bias)
+
+
+def _im2col_chunked(
+    x: torch.Tensor, weight: torch.Tensor, s: ConvShape, pdt: torch.dtype, chunk_elems: int | None
+) -> torch.Tensor:
+    hp = s.in_h + s.pad_top + s.pad_bottom
+    wp = s.in_w + s.pad_left + s.pad_right
+    buf = channels_last_padded(x, s.pad_top, s.pad_left, hp, wp)
+    sn, sh, sw, sc = buf.stride()
+    kh, kw, c, k = s.kernel_h, s.kernel_w, s.in_channels, s.out_channels
+    view = buf.as_strided(
+        (s.batch, s.out_h, s.out_w, kh, kw, c),
+        (sn, s.stride_h * sh, s.stride_w * sw, s.dilation_h * sh, s.dilation_w * sw, sc),
+    )
+    taps = kh * kw * c
+    w_kt = weight.permute(0, 2, 3, 1).reshape(k, taps).to(pdt)  # (K, KH*KW*C)
+    rows = im2col_chunk_rows(s, chunk_elems)
+    per_image = s.out_h * s.out_w
+    out = x.new_empty(s.batch, s.out_h, s.out_w, k)
+    cols = x.new_empty(rows * taps, dtype=pdt)
+    if rows >= per_image:  # whole images per chunk
+        step = rows // per_image
+        for n0 in range(0, s.batch, step):
+            nb = min(step, s.batch - n0)
+            chunk = cols[: nb * per_image * taps].view(nb, s.out_h, s.out_w, kh, kw, c)
+            chunk.copy_(view[n0 : n0 + nb])
+            res = gemm_nt(chunk.view(nb * per_image, taps), w_kt)
+            out[n0 : n0 + nb] = res.view(nb, s.out_h, s.out_w, k)
+    else:  # whole output rows of one image per chunk
+        step = rows // s.out_w
+        for n in range(s.batch):
+            for o0 in range(0, s.out_h, step):
+                r = min(step, s.out_h - o0)
+                chunk = cols[: r * s.out_w * taps].view(r, s.out_w, kh, kw, c)
+                chunk.copy_(view[n, o0 : o0 + r])
+                res = gemm_nt(chunk.view(r * s.out_w, taps), w_kt)
+                out[n, o0 : o0 + r] = res.view(r, s.out_w, k)
+    return out.permute(0, 3, 1, 2).contiguous()
