@@ -10,6 +10,7 @@ Layer spec (``parse_layer``): ``HxWxCINxCOUTkK`` followed by optional suffixes `
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -96,9 +97,11 @@ def reference_conv(x: torch.Tensor, w: torch.Tensor, s: ConvShape) -> torch.Tens
 
 
 def relative_error(y: torch.Tensor, ref: torch.Tensor) -> float:
-    """``max |y - ref| / (max ref - min ref)``: error relative to the output range."""
+    """``max |y - ref| / (max ref - min ref)``: error relative to the output range (inf on
+    NaN or overflow)."""
     rng = (ref.max() - ref.min()).item()
-    return (y.double() - ref).abs().max().item() / (rng if rng > 0 else 1.0)
+    err = (y.double() - ref).abs().max().item() / (rng if rng > 0 else 1.0)
+    return err if math.isfinite(err) else math.inf  # overflow (e.g. fp16) is an infinite error
 
 
 def measure_error(

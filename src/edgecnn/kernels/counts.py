@@ -191,7 +191,8 @@ def winograd_tile_savings(m: int, r: int) -> float:
 class MultCounter(TorchDispatchMode):
     """Counts the multiplications actually executed by matrix products and elementwise products.
 
-    ``counts`` maps an aten op name (``mm``, ``bmm``, ``mul``) to multiplications; for complex
+    ``counts`` maps an aten op name (``mm``, ``bmm``, ``mul``; oneDNN's ``_linear_pointwise``
+    matmul counts as ``mm``) to multiplications; for complex
     operands ``complex_`` is prefixed (complex multiplications). Tensor-by-scalar products are
     not counted.
     """
@@ -211,7 +212,11 @@ class MultCounter(TorchDispatchMode):
         elif name in ("bmm", "baddbmm"):
             a, b = (args[0], args[1]) if name == "bmm" else (args[1], args[2])
             n = a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2]
-        elif name == "mul" and all(isinstance(v, torch.Tensor) and v.numel() > 1 for v in args[:2]):
+        elif name == "_linear_pointwise":  # oneDNN matmul: input (..., K) x weight (N, K)
+            a, b = args[0], args[1]
+            n = a.numel() * b.shape[0]
+            name = "mm"
+        elif name == "mul" and all(isinstance(v, torch.Tensor) and v.dim() > 0 for v in args[:2]):
             n = out.numel()
         if n:
             prefix = "complex_" if out.is_complex() else ""

@@ -84,8 +84,8 @@ def direct_conv2d(
 ) -> torch.Tensor:
     """Vectorised direct convolution: one batched contraction over channels per kernel tap.
 
-    A Python loop runs over the ``KH*KW`` taps only; each tap is an einsum over (group, in-channel)
-    of a strided view of the padded input. ``product_dtype`` (e.g. ``torch.bfloat16``) rounds both
+    A Python loop runs over the ``KH*KW`` taps only; each tap is one batched GEMM over groups,
+    ``(G, Kg, Cg) x (G, Cg, N*OH*OW)``, on a strided view of the padded input. ``product_dtype`` (e.g. ``torch.bfloat16``) rounds both
     operands and runs the products in that dtype; accumulation across taps stays in ``x.dtype``.
     """
     xp = pad_input(x, s)
@@ -97,15 +97,18 @@ def direct_conv2d(
     if pdt != x.dtype:
         xg = xg.to(pdt)
         wg = wg.to(pdt)
-    out = x.new_zeros(n, g, kg, s.out_h, s.out_w)
+    out = x.new_zeros(g, kg, n, s.out_h, s.out_w)
     h_end = (s.out_h - 1) * s.stride_h + 1
     w_end = (s.out_w - 1) * s.stride_w + 1
     for r in range(s.kernel_h):
         for t in range(s.kernel_w):
             i0, j0 = r * s.dilation_h, t * s.dilation_w
             patch = xg[..., i0 : i0 + h_end : s.stride_h, j0 : j0 + w_end : s.stride_w]
+            patch = patch.permute(1, 2, 0, 3, 4)  # (g, cg, n, oh, ow)
             if cg == 1 and kg == 1:  # depthwise: an elementwise product, no contraction
-                out += (patch * wg[:, :, 0, r, t].reshape(1, g, 1, 1, 1)).to(out.dtype)
-            else:
-                out += torch.einsum("ngchw,gkc->ngkhw", patch, wg[..., r, t]).to(out.dtype)
-    return add_bias(out.reshape(n, s.out_channels, s.out_h, s.out_w), bias)
+                out += (patch * wg[:, :, 0, r, t].reshape(g, 1, 1, 1, 1)).to(out.dtype)
+            else:  # (g, kg, cg) x (g, cg, n*oh*ow)
+                prod = torch.bmm(wg[..., r, t], patch.reshape(g, cg, -1).contiguous())
+                out += prod.view(g, kg, n, s.out_h, s.out_w).to(out.dtype)
+    out = out.permute(2, 0, 1, 3, 4).reshape(n, s.out_channels, s.out_h, s.out_w)
+    return add_bias(out, bias)

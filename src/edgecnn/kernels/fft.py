@@ -85,7 +85,16 @@ def fft_conv2d(
     ws = torch.fft.rfft2(wf, s=(fh, fw))  # (g, kg, cg, fh, fw//2+1)
     if product_dtype is not None and product_dtype not in (torch.float32, torch.float64):
         xs, ws = _round_complex(xs, product_dtype), _round_complex(ws, product_dtype)
-    ys = torch.einsum("abdgcuv,gkcuv->abdgkuv", xs, ws)  # sum over input channels
+    # sum over input channels: one complex batched GEMM over (group, frequency)
+    nf, nb = fh * (fw // 2 + 1), n * nbh * nbw
+    xs_b = xs.reshape(nb, g, cg, nf).permute(1, 3, 0, 2).reshape(g * nf, nb, cg).contiguous()
+    ws_b = ws.reshape(g, kg, cg, nf).permute(0, 3, 2, 1).reshape(g * nf, cg, kg).contiguous()
+    if cg == 1 and kg == 1:  # depthwise: elementwise complex products
+        ys = xs_b * ws_b
+    else:
+        ys = torch.bmm(xs_b, ws_b)  # (g * nf, nb, kg)
+    ys = ys.view(g, fh, fw // 2 + 1, nb, kg).permute(3, 0, 4, 1, 2)
+    ys = ys.reshape(n, nbh, nbw, g, kg, fh, fw // 2 + 1)
     yb = torch.fft.irfft2(ys, s=(fh, fw))  # (n, nbh, nbw, g, kg, fh, fw)
     cols = yb.reshape(n, nbh * nbw, k * fh * fw).transpose(1, 2)
     full = F.fold(

@@ -38,14 +38,14 @@ def im2col_matrix(x: torch.Tensor, s: ConvShape) -> torch.Tensor:
     taps = s.kernel_h * s.kernel_w * cg
     if g == 1:
         return view.reshape(1, rows, taps)
-    return view.permute(5, 0, 1, 2, 3, 4, 6).reshape(g, rows, taps)
+    return view.permute(5, 0, 1, 2, 3, 4, 6).reshape(g, rows, taps).contiguous()
 
 
 def weight_matrix(weight: torch.Tensor, s: ConvShape) -> torch.Tensor:
     """Weights as ``(G, KH*KW*Cg, Kg)``, matching :func:`im2col_matrix`'s column order."""
     g, kg, cg = s.groups, s.m_per_group, s.n_per_group
     w = weight.reshape(g, kg, cg, s.kernel_h, s.kernel_w).permute(0, 3, 4, 2, 1)
-    return w.reshape(g, s.kernel_h * s.kernel_w * cg, kg)
+    return w.reshape(g, s.kernel_h * s.kernel_w * cg, kg).contiguous()
 
 
 #: Default im2col chunk in elements (2 MiB of float32): the GEMM then reads a cache-resident

@@ -315,7 +315,9 @@ class WinogradConv:
         elif g == 1:
             prod = torch.bmm(v, u)  # (a^2, tiles, K)
         else:
-            vg = v.view(a * a, nt, g, cg).permute(0, 2, 1, 3).reshape(a * a * g, nt, cg)
+            vg = (
+                v.view(a * a, nt, g, cg).permute(0, 2, 1, 3).reshape(a * a * g, nt, cg).contiguous()
+            )
             prod = torch.bmm(vg, u).view(a * a, g, nt, kg).permute(0, 2, 1, 3)
         prod = prod.to(self.kron_at.dtype).reshape(a * a, nt * k)
         y = (self.kron_at @ prod).view(m, m, n, th, tw, k)  # output transform A^T M A
