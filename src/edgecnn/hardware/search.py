@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 
 import numpy as np
 
@@ -111,6 +112,7 @@ class Grid:
     trips: dict[str, np.ndarray]
 
 
+@lru_cache(maxsize=1024)
 def build_grid(shape: ConvShape) -> Grid:
     """Candidate tiles and their per-candidate quantities (footprints, trips, input pass)."""
     tm = candidates(shape.m_per_group)[:, None, None, None]
@@ -146,14 +148,13 @@ def build_grid(shape: ConvShape) -> Grid:
 
 
 def visits_grid(order: LoopOrder, trips: dict[str, np.ndarray], operand: str) -> np.ndarray:
-    """Vectorised ``operand_visits`` of :mod:`edgecnn.hardware.tiling`."""
+    """Vectorised ``operand_visits`` of :mod:`edgecnn.hardware.tiling` (broadcast, not expanded)."""
     sequence = ("g",) + LOOP_SEQUENCE[order]
     relevant = RELEVANT_LOOPS[operand] | {"g"}
-    shape = np.broadcast_shapes(*(t.shape for t in trips.values()))
-    cum = np.ones(shape, dtype=np.int64)
-    visits = np.ones(shape, dtype=np.int64)
+    cum = np.ones((1, 1, 1, 1), dtype=np.int64)
+    visits = np.ones((1, 1, 1, 1), dtype=np.int64)
     for loop in sequence:
-        t = np.broadcast_to(trips[loop], shape)
+        t = trips[loop]
         if loop in relevant:
             visits = np.where(t > 1, cum, visits)
         else:
@@ -211,8 +212,48 @@ def search_tiles(
 ) -> Choice:
     """Best tiles and loop order of ``shape`` under ``budget`` (see the module docstring).
 
-    Raises ConfigError when not even the smallest tile (1, 1, 1, 1) fits the buffers.
+    Raises ConfigError when not even the smallest tile (1, 1, 1, 1) fits the buffers. Results
+    are memoised on the arguments (the search is a pure function; networks repeat shapes).
     """
+    try:
+        return _search_cached(
+            shape,
+            ops,
+            budget,
+            compute_cycles,
+            bw_bytes_per_cycle,
+            double_buffering,
+            Objective(objective),
+            dram_pj_per_byte,
+            sram_pj_per_byte,
+        )
+    except _NoFit as e:
+        raise ConfigError(
+            f"layer {layer or '?'}: on-chip buffer too small for one tile "
+            f"(smallest tile needs {e.need} bytes, buffer gives {e.have} bytes"
+            f"{' after halving for double buffering' if double_buffering else ''}); "
+            "enlarge the SRAM"
+        ) from None
+
+
+class _NoFit(Exception):
+    def __init__(self, need: int, have: int) -> None:
+        super().__init__(need, have)
+        self.need, self.have = need, have
+
+
+@lru_cache(maxsize=8192)
+def _search_cached(
+    shape: ConvShape,
+    ops: Operands,
+    budget: Budget,
+    compute_cycles: int,
+    bw_bytes_per_cycle: float,
+    double_buffering: bool,
+    objective: Objective = Objective.LATENCY,
+    dram_pj_per_byte: float = 1.0,
+    sram_pj_per_byte: float = 0.0,
+) -> Choice:
     grid = build_grid(shape)
     wb, pb = ops.word_bytes, ops.psum_bytes
     in_b = np.zeros_like(grid.in_fp) if ops.input_resident else grid.in_fp * wb
@@ -230,12 +271,7 @@ def search_tiles(
     if not fits.any():
         need = int(in_b.min() + w_b.min() + out_b.min())
         have = budget.shared or min(budget.input_bytes, budget.weight_bytes, budget.output_bytes)
-        raise ConfigError(
-            f"layer {layer or '?'}: on-chip buffer too small for one tile "
-            f"(smallest tile needs {need} bytes, buffer gives {have} bytes"
-            f"{' after halving for double buffering' if double_buffering else ''}); "
-            "enlarge the SRAM"
-        )
+        raise _NoFit(need, have)
     best: tuple | None = None
     first_load = (in_b + w_b).astype(np.float64)
     for order in LoopOrder:
