@@ -15,7 +15,7 @@ from edgecnn.report.kinds import load_results
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("d") / "edgecnn-demo"
     try:
-        main(["demo", "--out", str(out), "--epochs", "2", "--runs", "5", "--json"])
+        main(["demo", "--out", str(out), "--epochs", "2", "--threads", "1", "--runs", "5", "--json"])
     except SystemExit as e:
         assert e.code == 0
     return out

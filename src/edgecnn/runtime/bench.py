@@ -44,17 +44,20 @@ class LatencyStats:
         if not samples_s:
             raise ConfigError("no latency samples: runs must be >= 1")
         ms = np.asarray(samples_s, dtype=np.float64) * 1e3
-        median = float(np.percentile(ms, 50))
+        lo, hi = float(ms.min()), float(ms.max())
+        # one call, then a running max and clipping: guards the ordering against rounding
+        q = np.clip(np.maximum.accumulate(np.percentile(ms, [50, 90, 99])), lo, hi)
+        median = float(q[0])
         return cls(
             runs=len(ms),
             warmup=warmup,
             batch=batch,
-            min_ms=float(ms.min()),
+            min_ms=lo,
             median_ms=median,
-            p90_ms=float(np.percentile(ms, 90)),
-            p99_ms=float(np.percentile(ms, 99)),
-            max_ms=float(ms.max()),
-            mean_ms=float(ms.mean()),
+            p90_ms=float(q[1]),
+            p99_ms=float(q[2]),
+            max_ms=hi,
+            mean_ms=min(max(float(ms.mean()), lo), hi),
             throughput_per_s=batch / (median / 1e3) if median > 0 else float("inf"),
         )
 
