@@ -46,6 +46,12 @@ def compare(
         "--buffers",
         help="On-chip input x weight x output buffer sizes in elements, for the loop-order table.",
     ),
+    tiles: str | None = typer.Option(
+        None,
+        "--tiles",
+        help="Fixed tiles TmxTnxTrxTc for the loop-order table (default: best tiles per order "
+        "within --buffers).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the random operands."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -54,6 +60,7 @@ def compare(
 
     Example: edgecnn kernels compare --layer 56x56x64x64k3
     """
+    from edgecnn.hardware.tiling import Tiles
     from edgecnn.kernels.compare import compare_algorithms, parse_layer
     from edgecnn.kernels.im2col import im2col_buffer_elems
     from edgecnn.kernels.loopnest import Buffers
@@ -63,7 +70,11 @@ def compare(
     if dims is None or len(dims) != 3:
         raise ConfigError(f"--buffers needs three sizes INxWxOUT in elements, got '{buffers}'")
     precs = tuple(p.strip() for p in precisions.split(",") if p.strip())
-    result = compare_algorithms(shape, precs, Buffers(*dims), seed=seed)
+    fixed = parse_shape(tiles, "--tiles") if tiles else None
+    if fixed is not None and len(fixed) != 4:
+        raise ConfigError(f"--tiles needs four sizes TmxTnxTrxTc, got '{tiles}'")
+    tile_obj = Tiles(*fixed) if fixed else None
+    result = compare_algorithms(shape, precs, Buffers(*dims), seed=seed, tiles=tile_obj)
     if as_json:
         print_json(result.to_dict() | {"im2col_full_matrix_elems": im2col_buffer_elems(shape)})
         return
@@ -93,7 +104,12 @@ def compare(
         "mults: product-stage multiplications (FFT: complex); errors: max |y - ref| / output range "
         f"vs float64; im2col full matrix {im2col_buffer_elems(shape):,} elements (run in chunks)."
     )
-    orders = Table(title=f"loop orders, best tiling within buffers {dims} elements")
+    title = (
+        f"loop orders at tiles {tiles}"
+        if tile_obj
+        else f"loop orders, best tiling within buffers {dims} elements"
+    )
+    orders = Table(title=title)
     for col in ("order", "Tm,Tn,Tr,Tc", "DRAM elems", "input", "weight", "output", "psum"):
         orders.add_column(col, justify="left" if col in ("order", "Tm,Tn,Tr,Tc") else "right")
     for o in result.orders:

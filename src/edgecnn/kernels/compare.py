@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 
 from edgecnn.errors import ShapeError
-from edgecnn.hardware.tiling import ConvShape
+from edgecnn.hardware.tiling import ConvShape, Tiles
 from edgecnn.kernels.conv import Algorithm, conv2d
 from edgecnn.kernels.counts import AlgoCost, algorithm_cost
-from edgecnn.kernels.loopnest import Buffers, OrderChoice, best_tiling_per_order
+from edgecnn.kernels.loopnest import Buffers, OrderChoice, best_tiling_per_order, rank_orders
 
 #: Product-stage precisions: name -> dtype (``None`` = the input's float32).
 PRECISIONS: dict[str, torch.dtype] = {
@@ -170,9 +170,11 @@ def compare_algorithms(
     precisions: tuple[str, ...] = ("fp32", "fp16", "bf16"),
     buffers: Buffers | None = None,
     seed: int = 0,
+    tiles: Tiles | None = None,
 ) -> CompareResult:
     """Closed-form costs and measured errors of every algorithm (not ``auto``) on ``s``, plus the
-    best tiling of each loop order within ``buffers`` (default 16384 elements each)."""
+    best tiling of each loop order within ``buffers`` (default 16384 elements each), or, when
+    ``tiles`` is given, the three orders ranked at those fixed tiles."""
     for p in precisions:
         if p not in PRECISIONS:
             raise ShapeError(f"unknown precision '{p}'; choose from {', '.join(PRECISIONS)}")
@@ -188,4 +190,5 @@ def compare_algorithms(
             errors[p] = measure_error(s, algo, p, seed) if cost.supported else None
         saving = direct_mults / cost.mults if cost.supported and cost.mults else None
         rows.append(AlgoRow(cost, saving, errors))
-    return CompareResult(s, s.macs, rows, buffers, best_tiling_per_order(s, buffers))
+    orders = rank_orders(s, tiles) if tiles else best_tiling_per_order(s, buffers)
+    return CompareResult(s, s.macs, rows, buffers, orders)

@@ -259,3 +259,9 @@ def best_tiling_per_order(shape: ConvShape, buffers: Buffers) -> list[OrderChoic
     if not best:
         raise ConfigError(f"no tiling of this layer fits the buffers {buffers}; enlarge them")
     return sorted(best.values(), key=lambda c: (c.traffic.total, c.order.value))
+
+
+def rank_orders(shape: ConvShape, tiles: Tiles) -> list[OrderChoice]:
+    """The three orders with fixed ``tiles``, least total DRAM traffic first (ties by name)."""
+    choices = [OrderChoice(o, tiles, tiled_traffic(shape, tiles, o)) for o in LoopOrder]
+    return sorted(choices, key=lambda c: (c.traffic.total, c.order.value))
