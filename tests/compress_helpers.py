@@ -1,7 +1,7 @@
 """Shared, per-process cached data and trained models for the compression-area tests.
 
 Plain cached functions rather than conftest fixtures, so the area's test files stay self-contained.
-Training is short (a few epochs on the 3500-image MNIST-5k training split, 2 threads).
+Training is short (a few epochs on the 3500-image MNIST-5k training split, 1 thread: robust on a shared machine).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def _trained(name: str, epochs: int, width: float) -> torch.nn.Module:
     torch.manual_seed(0)
     kwargs = {"width": width} if name == "edge-mobilenet" else {}
     m = build_edge_model(name, **kwargs)
-    train_model(m, d.x_train, d.y_train, epochs=epochs, seed=0)
+    train_model(m, d.x_train, d.y_train, epochs=epochs, seed=0, threads=1)
     return m.eval()
 
 

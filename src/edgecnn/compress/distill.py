@@ -142,6 +142,7 @@ def compare_with_baseline(
     hint_weight: float = 0.0,
     seed: int = 0,
     n_train: int | None = None,
+    threads: int | None = 2,
 ) -> tuple[nn.Module, DistillResult]:
     """Train ``make_student()`` twice from the same seed and budget: alone and with the teacher.
 
@@ -152,11 +153,11 @@ def compare_with_baseline(
     xs, ys = data.x_train[:n_train], data.y_train[:n_train]
     torch.manual_seed(seed)
     base = make_student()
-    train_model(base, xs, ys, epochs=epochs, seed=seed)
+    train_model(base, xs, ys, epochs=epochs, seed=seed, threads=threads)
     base_acc = evaluate(base, data.x_test, data.y_test)
     torch.manual_seed(seed)
     student = make_student()
-    distill(teacher, student, xs, ys, epochs, temperature, alpha, hint_weight, seed)
+    distill(teacher, student, xs, ys, epochs, temperature, alpha, hint_weight, seed, threads=threads)
     res = DistillResult(
         evaluate(teacher, data.x_test, data.y_test),
         evaluate(student, data.x_test, data.y_test),
