@@ -107,3 +107,28 @@ accelerators = st.builds(
 )
 def test_random_accelerators_within_limits(accel, model, objective, sparsity):
     check_limits(zoo_graph(model), accel, SimOptions(objective=objective, sparsity=sparsity))
+
+
+@pytest.mark.parametrize("model", ["resnet18", "mobilenet_v2", "vgg16", "googlenet"])
+def test_tiled_dram_never_exceeds_scalesim_fixed_schedule(model):
+    """Per layer, the DRAM-minimising tiling moves at most SCALE-Sim's fixed-schedule bytes."""
+    graph = zoo_graph(model)
+    for preset in PRESETS:
+        accel = load_preset(preset)
+        tiled = simulate(
+            graph, accel, SimOptions(objective="dram", fmap_reuse=False, winograd=False)
+        )
+        fixed = simulate(graph, accel, SimOptions(model_cycles="scalesim"))
+        for t, f in zip(tiled.layers, fixed.layers, strict=True):
+            if t.unit == "array":
+                assert t.dram_bytes <= f.dram_bytes, (preset, t.name)
+
+
+def test_operand_splits_add_up():
+    graph = zoo_graph("resnet18")
+    for opts in (SimOptions(), SimOptions(model_cycles="scalesim")):
+        for layer in simulate(graph, load_preset("eyeriss"), opts).layers:
+            assert sum(layer.sram_reads_by_operand.values()) == layer.sram_reads, layer.name
+            assert sum(layer.sram_writes_by_operand.values()) == layer.sram_writes, layer.name
+            reads, writes = layer.dram_read_bytes, layer.dram_write_bytes
+            assert sum(reads.values()) + sum(writes.values()) == layer.dram_bytes

@@ -8,9 +8,9 @@ candidate is then re-evaluated with ``tiled_traffic`` itself for the reported nu
 Candidates per tile dimension of extent ``D``: powers of two below ``D``, ``ceil(D / k)`` for
 ``k = 1..8`` and ``D`` itself (a few dozen values at most), crossed over the four dimensions and
 the three loop orders; those whose working set does not fit the buffers are dropped. Among
-the rest, candidates within 0.1 % of the best primary cost (latency, energy or DRAM bytes) tie
-and the secondary cost (DRAM bytes for latency, cycles otherwise) picks one, so a latency search
-never trades a large DRAM excess for a negligible prologue saving.
+the rest, candidates within 0.1 % of the best primary cost (latency or energy; DRAM bytes are
+minimised exactly) tie and the secondary cost (DRAM bytes for latency, cycles otherwise) picks
+one, so a latency search never trades a large DRAM excess for a negligible prologue saving.
 
 Costs of a candidate (``dram`` in bytes, ``bw`` bytes/cycle, ``compute`` cycles of the array):
 
@@ -179,10 +179,10 @@ TOLERANCE = 1e-3
 """Candidates within this relative margin of the best primary cost tie; the secondary decides."""
 
 
-def _better(key: tuple[float, float], other: tuple[float, float]) -> bool:
-    if key[0] < other[0] * (1 - TOLERANCE):
+def _better(key: tuple[float, float], other: tuple[float, float], tol: float) -> bool:
+    if key[0] < other[0] * (1 - tol):
         return True
-    if other[0] < key[0] * (1 - TOLERANCE):
+    if other[0] < key[0] * (1 - tol):
         return False
     return key[1] < other[1]
 
@@ -273,6 +273,7 @@ def _search_cached(
         have = budget.shared or min(budget.input_bytes, budget.weight_bytes, budget.output_bytes)
         raise _NoFit(need, have)
     best: tuple | None = None
+    tol = 0.0 if objective == Objective.DRAM else TOLERANCE
     first_load = (in_b + w_b).astype(np.float64)
     for order in LoopOrder:
         t = traffic_grid(shape, grid, order)
@@ -297,10 +298,10 @@ def _search_cached(
             keys = (dram, cycles)
         k0 = np.where(fits, keys[0], np.inf)
         m0 = float(k0.min())
-        k1 = np.where(k0 <= m0 * (1 + TOLERANCE), keys[1], np.inf)
+        k1 = np.where(k0 <= m0 * (1 + tol), keys[1], np.inf)
         idx = np.unravel_index(int(np.argmin(k1)), k1.shape)
         key = (m0, float(k1[idx]))
-        if best is None or _better(key, best[0]):
+        if best is None or _better(key, best[0], tol):
             tiles = Tiles(
                 int(grid.tm.flat[idx[0]]),
                 int(grid.tn.flat[idx[1]]),

@@ -87,7 +87,13 @@ class SimOptions:
 
 @dataclass
 class LayerResult:
-    """One layer's simulation. Words are elements; bytes at the layer's word size."""
+    """One layer's simulation. Words are elements; bytes at the layer's word size.
+
+    ``sram_reads_by_operand`` / ``sram_writes_by_operand`` split ``sram_reads`` /
+    ``sram_writes`` (words): array-side operand streams, partial-sum read-back, DRAM fills
+    (writes) and drains (``drain`` reads of outputs leaving for DRAM). In ``scalesim`` mode they
+    are SCALE-Sim's three counts.
+    """
 
     name: str
     op: str
@@ -106,6 +112,7 @@ class LayerResult:
     dram_read_bytes: dict[str, int]
     dram_write_bytes: dict[str, int]
     sram_reads_by_operand: dict[str, int]
+    sram_writes_by_operand: dict[str, int]
     energy_j: float
     energy_breakdown: dict[str, float]
     vector_ops: int = 0
@@ -318,7 +325,8 @@ def _vector_layer(
         dram_bytes=dram_in + dram_out,
         dram_read_bytes={"input": dram_in, "weight": 0, "psum": 0},
         dram_write_bytes={"output": dram_out, "psum": 0},
-        sram_reads_by_operand={"ifmap": in_words, "filter": 0, "psum": 0},
+        sram_reads_by_operand={"ifmap": in_words, "filter": 0, "psum": 0, "drain": dram_out // wb},
+        sram_writes_by_operand={"ifmap": dram_in // wb, "filter": 0, "ofmap": out_words},
         energy_j=sum(energy.values()),
         energy_breakdown=energy,
         vector_ops=item.ops,
@@ -443,6 +451,12 @@ def _tiled_layer(
             "ifmap": mapping.ifmap_reads,
             "filter": mapping.filter_reads,
             "psum": mapping.psum_reads,
+            "drain": drains,
+        },
+        sram_writes_by_operand={
+            "ifmap": rd_in // wb,
+            "filter": rd_w // wb,
+            "ofmap": mapping.ofmap_writes + psum_r // pb,
         },
         energy_j=sum(energy.values()),
         energy_breakdown=energy,
@@ -504,7 +518,9 @@ def _scalesim_layer(
             "ifmap": c.ifmap_sram_reads,
             "filter": c.filter_sram_reads,
             "psum": 0,
+            "drain": 0,
         },
+        sram_writes_by_operand={"ifmap": 0, "filter": 0, "ofmap": c.ofmap_sram_writes},
         energy_j=sum(energy.values()),
         energy_breakdown=energy,
         fused=list(item.fused),
