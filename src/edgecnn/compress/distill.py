@@ -157,7 +157,9 @@ def compare_with_baseline(
     base_acc = evaluate(base, data.x_test, data.y_test)
     torch.manual_seed(seed)
     student = make_student()
-    distill(teacher, student, xs, ys, epochs, temperature, alpha, hint_weight, seed, threads=threads)
+    distill(
+        teacher, student, xs, ys, epochs, temperature, alpha, hint_weight, seed, threads=threads
+    )
     res = DistillResult(
         evaluate(teacher, data.x_test, data.y_test),
         evaluate(student, data.x_test, data.y_test),

@@ -111,9 +111,16 @@ class QuantResult:
 def compact_onnx(model: onnx.ModelProto) -> onnx.ModelProto:
     """Shorten node/tensor names and drop doc strings and value_info (size only; same function).
 
+    Conv/Gemm weights and biases shared between nodes (the exporter deduplicates equal constants,
+    e.g. the all-zero biases of freshly folded BNs) get one copy per node: ORT's quantizer would
+    quantize a shared bias once, with one conv's scale, and ORT then refuses to fuse the others.
+    ``Identity`` nodes (left by exporting folded BNs followed by in-place ReLUs) are removed:
+    they sit between a conv and its activation and would stop ORT fusing the quantized conv.
     Graph input and output names are kept. Applied to every ONNX file the pipeline writes, FP32
     and INT8 alike, so file sizes compare weights rather than exporter naming.
     """
+    _drop_identities(model.graph)
+    _unshare_conv_initializers(model.graph)
     _toposort(model.graph)
     keep = {i.name for i in model.graph.input} | {o.name for o in model.graph.output}
     names: dict[str, str] = {}
@@ -137,6 +144,54 @@ def compact_onnx(model: onnx.ModelProto) -> onnx.ModelProto:
     del model.graph.value_info[:]
     model.doc_string = ""
     return model
+
+
+def _unshare_conv_initializers(graph: onnx.GraphProto) -> None:
+    """Give every Conv/Gemm its own copy of a weight/bias initializer used by several nodes."""
+    inits = {t.name: t for t in graph.initializer}
+    seen: set[str] = set()
+    for k, n in enumerate(graph.node):
+        if n.op_type not in ("Conv", "Gemm"):
+            continue
+        for i in range(1, len(n.input)):
+            name = n.input[i]
+            if name not in inits:
+                continue
+            if name in seen:
+                t = onnx.TensorProto()
+                t.CopyFrom(inits[name])
+                t.name = f"{name}__{k}_{i}"
+                graph.initializer.append(t)
+                n.input[i] = t.name
+            seen.add(name)
+
+
+def _drop_identities(graph: onnx.GraphProto) -> None:
+    """Remove Identity nodes whose output is not a graph output, rewiring their consumers."""
+    outputs = {o.name for o in graph.output}
+    alias: dict[str, str] = {}
+    keep = []
+    for n in graph.node:
+        if n.op_type == "Identity" and n.output[0] not in outputs:
+            alias[n.output[0]] = n.input[0]
+        else:
+            keep.append(n)
+    if not alias:
+        return
+
+    def resolve(x: str) -> str:
+        while x in alias:
+            x = alias[x]
+        return x
+
+    for n in keep:
+        for i, x in enumerate(n.input):
+            n.input[i] = resolve(x)
+    copies = [onnx.NodeProto() for _ in keep]
+    for c, n in zip(copies, keep, strict=True):
+        c.CopyFrom(n)
+    del graph.node[:]
+    graph.node.extend(copies)
 
 
 def _toposort(graph: onnx.GraphProto) -> None:
@@ -360,6 +415,9 @@ def quantize_int8(
     extra: dict = {
         "ActivationSymmetric": cfg.symmetric_activations,
         "WeightSymmetric": cfg.symmetric_weights,
+        # one DQ per consumer: ORT fuses DQ->Conv->Q into QLinearConv only when the DQ feeding
+        # the conv is its own (a tensor read by a conv and a residual branch would otherwise share)
+        "DedicatedQDQPair": True,
     }
     if cfg.calibration == "percentile":
         extra["CalibPercentile"] = cfg.percentile
