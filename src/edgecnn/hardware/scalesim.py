@@ -66,7 +66,10 @@ def fixed_schedule_dram(
 
     An operand whose unique words fit in half its buffer (double buffering) is fetched once;
     otherwise every SRAM read of it misses and is fetched again (no reuse across folds).
-    Outputs are written once per SRAM write (WS/IS partial sums included).
+    Outputs are written once per SRAM write (WS/IS partial sums included). This is an
+    estimate of SCALE-Sim's schedule, not its trace-driven DRAM model; it ignores the PE
+    array's own registers (a WS array holds R x C weights), so for buffers of a few KB it can
+    undercut what any tiling with one tile per operand buffer achieves.
     """
     fm = fold_map(Gemm.of(shape), rows, cols, dataflow)
     ir, fr, ow = operand_reads(fm, dataflow)
