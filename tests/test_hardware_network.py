@@ -188,3 +188,10 @@ def test_unknown_ops_are_listed_not_dropped():
     res = simulate(Graph("g", [odd], [x], [y]), ARRAY)
     assert res.unknown_ops == ["odd (Foo)"]
     assert res.layers[0].dram_bytes == 2 * 4 * 64
+
+
+def test_dataflow_tables_are_complete():
+    from edgecnn.hardware.config import Dataflow
+    from edgecnn.hardware.mapping import FOLD_AXES, OPERAND_ROLES
+
+    assert set(FOLD_AXES) == set(Dataflow) == set(OPERAND_ROLES)

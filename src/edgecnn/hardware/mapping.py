@@ -22,6 +22,7 @@ pixels, powers of two), with no fill/drain skew.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from edgecnn.hardware.config import AcceleratorConfig, Dataflow
@@ -76,31 +77,36 @@ class FoldMap:
         return self.row_folds * self.col_folds
 
 
+#: (Sr, Sc, T) of a GEMM per dataflow (SCALE-Sim's convention); one entry per Dataflow member.
+FOLD_AXES: dict[Dataflow, Callable[[Gemm], tuple[int, int, int]]] = {
+    Dataflow.OS: lambda g: (g.ef, g.k, g.rsc),
+    Dataflow.WS: lambda g: (g.rsc, g.k, g.ef),
+    Dataflow.IS: lambda g: (g.rsc, g.ef, g.k),
+}
+
+#: Which of (Sr-streamed, Sc-streamed, stationary) operand counts are (ifmap, filter, ofmap).
+OPERAND_ROLES: dict[Dataflow, tuple[str, str, str]] = {
+    Dataflow.OS: ("rows", "cols", "full"),
+    Dataflow.WS: ("rows", "full", "cols"),
+    Dataflow.IS: ("full", "rows", "cols"),
+}
+
+
 def fold_map(gemm: Gemm, rows: int, cols: int, dataflow: Dataflow) -> FoldMap:
     """SCALE-Sim's (Sr, Sc, T) for ``dataflow`` (see the module docstring)."""
-    if dataflow == Dataflow.OS:
-        sr, sc, t = gemm.ef, gemm.k, gemm.rsc
-    elif dataflow == Dataflow.WS:
-        sr, sc, t = gemm.rsc, gemm.k, gemm.ef
-    elif dataflow == Dataflow.IS:
-        sr, sc, t = gemm.rsc, gemm.ef, gemm.k
-    else:  # pragma: no cover - enum is closed
-        raise AssertionError(dataflow)
+    sr, sc, t = FOLD_AXES[dataflow](gemm)
     return FoldMap(rows, cols, sr, sc, t, gemm.groups)
 
 
 def operand_reads(fm: FoldMap, dataflow: Dataflow) -> tuple[int, int, int]:
     """(ifmap reads, filter reads, ofmap writes) in words for all groups, without double counts."""
-    full = fm.sr * fm.sc
-    streamed_rows = fm.col_folds * fm.t * fm.sr  # the operand indexed by Sr, once per column fold
-    streamed_cols = fm.row_folds * fm.t * fm.sc  # the operand indexed by Sc, once per row fold
-    if dataflow == Dataflow.OS:
-        out = (streamed_rows, streamed_cols, full)
-    elif dataflow == Dataflow.WS:
-        out = (streamed_rows, full, streamed_cols)
-    else:
-        out = (full, streamed_rows, streamed_cols)
-    return tuple(fm.groups * x for x in out)  # type: ignore[return-value]
+    counts = {
+        "full": fm.sr * fm.sc,
+        "rows": fm.col_folds * fm.t * fm.sr,  # the operand indexed by Sr, once per column fold
+        "cols": fm.row_folds * fm.t * fm.sc,  # the operand indexed by Sc, once per row fold
+    }
+    ifmap, filt, ofmap = (fm.groups * counts[role] for role in OPERAND_ROLES[dataflow])
+    return ifmap, filt, ofmap
 
 
 def fill_drain_cycles(rows: int, cols: int, dataflow: Dataflow) -> int:
