@@ -82,7 +82,7 @@ def test_qat_recovers_half_of_low_bit_ptq_loss():
 def test_qat_exports_integer_qdq(tmp_path):
     d = mnist()
     m = trained("edge-resnet")
-    r = qat_to_onnx(m, d, tmp_path / "qat.onnx", (1, 1, 28, 28), epochs=1)
+    r = qat_to_onnx(m, d, tmp_path / "qat.onnx", (1, 1, 28, 28), epochs=1, threads=1)
     assert r.int8_conv_fraction == 1.0
     assert (
         evaluate(m, d.x_test, d.y_test) - onnx_accuracy(tmp_path / "qat.onnx", d.x_test, d.y_test)

@@ -228,12 +228,13 @@ def qat_train(
     epochs: int = 2,
     lr: float = 1e-3,
     seed: int = 0,
+    threads: int | None = 2,
 ) -> nn.Module:
     """Quantization-aware fine-tuning: returns the prepared (wrapped, BN-folded) trained model."""
     from edgecnn.models.edge import train_model
 
     q = calibrate(prepare(model, cfg), data.x_calib)
-    train_model(q, data.x_train, data.y_train, epochs=epochs, lr=lr, seed=seed)
+    train_model(q, data.x_train, data.y_train, epochs=epochs, lr=lr, seed=seed, threads=threads)
     return q.eval()
 
 
@@ -256,6 +257,7 @@ def qat_to_onnx(
     lr: float = 1e-3,
     per_channel: bool = True,
     seed: int = 0,
+    threads: int | None = 2,
 ):
     """QAT at INT8 then export: float ONNX of the trained weights, quantized by ORT (QDQ U8S8)."""
     import tempfile
@@ -264,7 +266,7 @@ def qat_to_onnx(
     from edgecnn.compress.quantize import QuantConfig, quantize_int8
     from edgecnn.compress.recipe import _export
 
-    q = qat_train(model, data, FakeQuantConfig(8, 8, per_channel), epochs, lr, seed)
+    q = qat_train(model, data, FakeQuantConfig(8, 8, per_channel), epochs, lr, seed, threads)
     float_model = strip(q)
     with tempfile.TemporaryDirectory() as tmp:
         src = _export(float_model, Path(tmp) / "qat_fp32.onnx", tuple(input_shape))
