@@ -143,17 +143,28 @@ def test_killed_worker_loses_and_duplicates_nothing(tmp_path, monkeypatch):
     assert res.computed == 8
 
 
-def test_ray_results_equal_local(tmp_path):
+def test_ray_results_equal_local_and_survive_a_killed_worker(tmp_path, monkeypatch):
+    import sys
+
     import ray  # optional extra `edgecnn[ray]`; installed in the dev venv
 
     wl = small_workload()
     space = space_from_dict(SPACE)
     local = explore(wl, space, tmp_path / "local.jsonl", workers=2)
+    monkeypatch.setenv("EDGECNN_TEST_KILL_DIR", str(tmp_path))  # inherited by Ray's workers
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         remote = explore(wl, space, tmp_path / "ray.jsonl", ray_address="local")
+        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+        killed = explore(
+            wl, space, tmp_path / "ray_killed.jsonl", ray_address="local", evaluator=dying_evaluator
+        )
     finally:
         ray.shutdown()
+    assert (tmp_path / "killed").exists()  # one Ray worker died mid-sweep and was retried
+    ids = [r["id"] for r in lines(tmp_path / "ray_killed.jsonl")]
+    assert sorted(ids) == sorted(r["id"] for r in local.points)
+    assert not any("error" in r for r in killed.points)
     by_id = {r["id"]: r for r in local.points}
     assert len(remote.points) == len(local.points) == 8
     for r in remote.points:
