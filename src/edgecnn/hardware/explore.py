@@ -413,6 +413,10 @@ def plot_front(result: ExploreResult, path: str | Path) -> Path:
         ax.legend()
     ax.set_xscale("log")
     ax.set_yscale("log")
+    from matplotlib.ticker import NullFormatter
+
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("energy per inference (mJ)")
     ax.set_title("design-space exploration")
