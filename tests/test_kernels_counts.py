@@ -20,7 +20,7 @@ from kernels_helpers import layers
 
 PRODUCT_OPS = {
     Algorithm.DIRECT: ("bmm", "mul"),
-    Algorithm.IM2COL: ("mm", "bmm"),
+    Algorithm.IM2COL: ("mm", "bmm", "mul"),
     Algorithm.FFT: ("complex_bmm", "complex_mul"),
 }
 

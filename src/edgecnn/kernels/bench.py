@@ -5,7 +5,9 @@ Each repeat runs every candidate once, in a rotating order, so slow drifts of a 
 hit all candidates alike; the reported time is the median over repeats (seconds). GFLOP/s are
 "effective": ``2 * MACs`` of the direct convolution divided by the time, for every algorithm,
 so they compare times, not arithmetic. ``ratio`` is time / oneDNN's time (lower is better).
-Winograd's filter transform is prepared once per layer, outside the timed region.
+Weight-side work is done once per layer, outside the timed region, as an inference runtime
+would at load time: Winograd's filter transform, im2col's GEMM weight layout (groups = 1) and
+FFT's filter spectra.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from edgecnn.errors import ConfigError
 from edgecnn.hardware.tiling import ConvShape
 from edgecnn.kernels.compare import conv_kwargs, parse_layer, random_operands
 from edgecnn.kernels.conv import CONV_ALGOS, Algorithm, conv2d, winograd_m
+from edgecnn.kernels.fft import fft_conv2d, filter_spectra
+from edgecnn.kernels.im2col import Im2colConv
 from edgecnn.kernels.winograd import WinogradConv
 
 ONEDNN = "onednn"
@@ -135,6 +139,12 @@ def _candidates(
             fns[algo.value] = (
                 lambda p=prepared: p(x, None, kw["padding"], kw["dilation"])  # type: ignore[misc]
             )
+        elif algo is Algorithm.IM2COL and s.groups == 1:
+            im2 = Im2colConv.prepare(w)
+            fns[algo.value] = lambda p=im2: p(x, s)  # type: ignore[misc]
+        elif algo is Algorithm.FFT:
+            spectra = filter_spectra(w, s)
+            fns[algo.value] = lambda sp=spectra: fft_conv2d(x, w, None, s, None, None, sp)  # type: ignore[misc]
         else:
             fns[algo.value] = lambda a=algo: conv2d(x, w, algorithm=a, **kw)  # type: ignore[misc]
     return fns, skipped

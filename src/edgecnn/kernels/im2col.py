@@ -11,8 +11,11 @@ an ungrouped layer runs on oneDNN's matmul when available (:mod:`edgecnn.kernels
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from edgecnn.errors import ShapeError
 from edgecnn.hardware.tiling import ConvShape
 from edgecnn.kernels._common import add_bias, channels_last_padded
 from edgecnn.kernels._gemm import gemm_nt
@@ -48,9 +51,9 @@ def weight_matrix(weight: torch.Tensor, s: ConvShape) -> torch.Tensor:
     return w.reshape(g, s.kernel_h * s.kernel_w * cg, kg).contiguous()
 
 
-#: Default im2col chunk in elements (2 MiB of float32): the GEMM then reads a cache-resident
+#: Default im2col chunk in elements (4 MiB of float32): the GEMM then reads a cache-resident
 #: matrix, and large batches do not page-fault a fresh multi-megabyte buffer on every call.
-IM2COL_CHUNK_ELEMS = 1 << 19
+IM2COL_CHUNK_ELEMS = 1 << 20
 
 
 def im2col_chunk_rows(s: ConvShape, chunk_elems: int | None = IM2COL_CHUNK_ELEMS) -> int:
@@ -92,15 +95,30 @@ def im2col_conv2d(
     if s.groups == 1:
         return add_bias(_im2col_chunked(x, weight, s, pdt, chunk_elems), bias)
     cols = im2col_matrix(x, s).to(pdt)
-    out = torch.bmm(cols, weight_matrix(weight, s).to(pdt)).to(x.dtype)  # (G, rows, Kg)
+    wm = weight_matrix(weight, s).to(pdt)
+    if s.m_per_group == 1:  # e.g. depthwise: a matrix-vector product per group
+        out = (cols * wm.view(s.groups, 1, -1)).sum(-1, keepdim=True).to(x.dtype)
+    else:
+        out = torch.bmm(cols, wm).to(x.dtype)  # (G, rows, Kg)
     # (G, N, OH, OW, Kg) -> (N, G*Kg, OH, OW)
     out = out.view(s.groups, s.batch, s.out_h, s.out_w, s.m_per_group).permute(1, 0, 4, 2, 3)
     out = out.reshape(s.batch, s.out_channels, s.out_h, s.out_w)
     return add_bias(out, bias)
 
 
+def gemm_weight(weight: torch.Tensor) -> torch.Tensor:
+    """Weights (K, C, KH, KW) as the ``(K, KH*KW*C)`` GEMM operand of an ungrouped layer."""
+    k = weight.shape[0]
+    return weight.permute(0, 2, 3, 1).reshape(k, -1).contiguous()
+
+
 def _im2col_chunked(
-    x: torch.Tensor, weight: torch.Tensor, s: ConvShape, pdt: torch.dtype, chunk_elems: int | None
+    x: torch.Tensor,
+    weight: torch.Tensor | None,
+    s: ConvShape,
+    pdt: torch.dtype,
+    chunk_elems: int | None,
+    w_kt: torch.Tensor | None = None,
 ) -> torch.Tensor:
     hp = s.in_h + s.pad_top + s.pad_bottom
     wp = s.in_w + s.pad_left + s.pad_right
@@ -112,10 +130,10 @@ def _im2col_chunked(
         (sn, s.stride_h * sh, s.stride_w * sw, s.dilation_h * sh, s.dilation_w * sw, sc),
     )
     taps = kh * kw * c
-    w_kt = weight.permute(0, 2, 3, 1).reshape(k, taps).to(pdt)  # (K, KH*KW*C)
+    w_kt = (gemm_weight(weight) if w_kt is None else w_kt).to(pdt)  # type: ignore[arg-type]  # (K, KH*KW*C)
     rows = im2col_chunk_rows(s, chunk_elems)
     per_image = s.out_h * s.out_w
-    out = x.new_empty(s.batch, s.out_h, s.out_w, k)
+    out = x.new_empty(s.batch, k, per_image)  # NCHW, written once per chunk (transposing copy)
     cols = x.new_empty(rows * taps, dtype=pdt)
     if rows >= per_image:  # whole images per chunk
         step = rows // per_image
@@ -124,7 +142,7 @@ def _im2col_chunked(
             chunk = cols[: nb * per_image * taps].view(nb, s.out_h, s.out_w, kh, kw, c)
             chunk.copy_(view[n0 : n0 + nb])
             res = gemm_nt(chunk.view(nb * per_image, taps), w_kt)
-            out[n0 : n0 + nb] = res.view(nb, s.out_h, s.out_w, k)
+            out[n0 : n0 + nb].copy_(res.view(nb, per_image, k).transpose(1, 2))
     else:  # whole output rows of one image per chunk
         step = rows // s.out_w
         for n in range(s.batch):
@@ -133,5 +151,32 @@ def _im2col_chunked(
                 chunk = cols[: r * s.out_w * taps].view(r, s.out_w, kh, kw, c)
                 chunk.copy_(view[n, o0 : o0 + r])
                 res = gemm_nt(chunk.view(r * s.out_w, taps), w_kt)
-                out[n, o0 : o0 + r] = res.view(r, s.out_w, k)
-    return out.permute(0, 3, 1, 2).contiguous()
+                p0 = o0 * s.out_w
+                out[n, :, p0 : p0 + r * s.out_w].copy_(res.t())
+    return out.view(s.batch, k, s.out_h, s.out_w)
+
+
+@dataclass(frozen=True)
+class Im2colConv:
+    """An ungrouped layer's im2col + GEMM with the weight matrix laid out once (as a runtime
+    would at load time); ``__call__(x, shape)`` runs :func:`im2col_conv2d`'s chunked path."""
+
+    weight_matrix: torch.Tensor  # (K, KH*KW*C)
+
+    @classmethod
+    def prepare(cls, weight: torch.Tensor) -> Im2colConv:
+        """Reorder ``weight`` (K, C, KH, KW) into the GEMM operand."""
+        return cls(gemm_weight(weight))
+
+    def __call__(
+        self,
+        x: torch.Tensor,
+        s: ConvShape,
+        bias: torch.Tensor | None = None,
+        chunk_elems: int | None = IM2COL_CHUNK_ELEMS,
+    ) -> torch.Tensor:
+        """Convolve ``x`` for layer ``s`` (groups must be 1)."""
+        if s.groups != 1:
+            raise ShapeError(f"Im2colConv handles groups=1 only, got groups={s.groups}; use conv2d")
+        out = _im2col_chunked(x, None, s, x.dtype, chunk_elems, w_kt=self.weight_matrix)
+        return add_bias(out, bias)
