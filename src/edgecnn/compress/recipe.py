@@ -344,10 +344,29 @@ def _latency_ms(path: Path, input_shape: tuple[int, ...], runs: int = 100) -> fl
     return measure_latency(lambda: sess.run(None, feed), runs=runs, warmup=10).median_ms
 
 
+def _costs(path: Path) -> tuple[int, int]:
+    """``(MACs, params)``: the analyser's profile of the ONNX graph, cross-checked by our counter.
+
+    ``edgecnn.analysis.profile`` counts MACs; its parameter count covers float initializers only,
+    so for quantized (QDQ) graphs the params come from :func:`onnx_macs_params`, which looks
+    through DequantizeLinear. If the analyser cannot read a graph, our counter is used alone.
+    """
+    own_macs, own_params = onnx_macs_params(onnx.load(str(path)))
+    try:
+        from edgecnn.analysis import profile
+        from edgecnn.graph import load_graph
+
+        totals = profile(load_graph(str(path))).totals
+    except Exception:  # the analyser's ONNX frontend may not know every QDQ/contrib op
+        return own_macs, own_params
+    quantized = own_params != totals.params
+    return int(totals.macs), own_params if quantized else int(totals.params)
+
+
 def _measure(step: str, path: Path, st: _State, data: DataSplits | None, **extra) -> StepReport:
     from edgecnn.compress.quantize import onnx_accuracy
 
-    macs, params = onnx_macs_params(onnx.load(str(path)))
+    macs, params = _costs(path)
     acc = onnx_accuracy(path, data.x_test, data.y_test) if data is not None else None
     frac = extra.pop("int8_conv_fraction", None)
     return StepReport(
