@@ -92,12 +92,12 @@ def main() -> None:
                     copy.deepcopy(res),
                     lambda: build_edge_model("edge-mobilenet", width=0.5),
                     d,
-                    epochs=15,
+                    epochs=50,
                     temperature=4.0,
-                    alpha=0.5,
+                    alpha=0.9,
                     hint_weight=hint,
                     seed=seed,
-                    n_train=1000,
+                    n_train=300,
                     threads=1,
                 )
                 print(
