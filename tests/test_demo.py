@@ -15,7 +15,9 @@ from edgecnn.report.kinds import load_results
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("d") / "edgecnn-demo"
     try:
-        main(["demo", "--out", str(out), "--epochs", "2", "--threads", "1", "--runs", "5", "--json"])
+        main(
+            ["demo", "--out", str(out), "--epochs", "2", "--threads", "1", "--runs", "5", "--json"]
+        )
     except SystemExit as e:
         assert e.code == 0
     return out
@@ -25,8 +27,6 @@ def test_demo_outputs(demo_run, capsys):
     out = demo_run
     for name in (
         "model.pt",
-        "model-fp32.onnx",
-        "model-int8.onnx",
         "profile.json",
         "bench.json",
         "demo.json",
@@ -35,15 +35,21 @@ def test_demo_outputs(demo_run, capsys):
     ):
         assert (out / name).is_file(), name
     demo = json.loads((out / "demo.json").read_text())
-    stages = {s["stage"]: s for s in demo["stages"]}
-    assert list(stages)[0] == "fp32" and "int8" in stages
+    rows = demo["stages"]
+    stages = {s["stage"]: s for s in rows}
+    assert rows[0]["stage"] == "fp32" and rows[-1]["stage"] == "int8"
     fp32, int8 = stages["fp32"], stages["int8"]
     assert fp32["accuracy"] > 0.8  # two epochs on MNIST-5k
-    assert abs(int8["accuracy"] - fp32["accuracy"]) <= 0.02
-    if "folded" in stages:  # folding changes no outputs and no MACs
-        assert abs(stages["folded"]["accuracy"] - fp32["accuracy"]) <= 0.002
-        assert stages["folded"]["macs"] == fp32["macs"]
-    assert int8["size_bytes"] * 3 < fp32["size_bytes"]
+    before_int8 = rows[-2]  # the same network in FP32
+    assert abs(int8["accuracy"] - before_int8["accuracy"]) <= 0.02
+    assert int8["macs"] == before_int8["macs"]
+    assert int8["size_bytes"] * 3 < before_int8["size_bytes"]
+    if "folded" in stages:  # folding changes neither outputs nor MACs
+        i = [r["stage"] for r in rows].index("folded")
+        assert abs(rows[i]["accuracy"] - rows[i - 1]["accuracy"]) <= 0.002
+        assert rows[i]["macs"] == rows[i - 1]["macs"]
+    if "prune" in stages:  # structured pruning to about half the MACs
+        assert stages["prune"]["macs"] < 0.6 * fp32["macs"]
     for s in demo["stages"]:
         assert s["size_bytes"] == (out / s["onnx"]).stat().st_size
         assert s["sim_cycles"] > 0 and s["latency_ms"] > 0
@@ -63,6 +69,7 @@ def test_demo_outputs(demo_run, capsys):
     }
     assert {"demo", "profile", "simulate", "bench", "compress"} <= kinds
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp dirs left
+    assert [r["stage"] for r in rows] == ["fp32", "prune", "distill", "folded", "int8"]
 
 
 def test_demo_report_renders(demo_run):

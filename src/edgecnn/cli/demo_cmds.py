@@ -22,6 +22,9 @@ def demo(
     ),
     runs: int = typer.Option(100, "--runs", min=1, help="Timed ORT runs per stage."),
     seed: int = typer.Option(0, "--seed", help="Seed for initialisation and training."),
+    recipe: Path = typer.Option(
+        None, "--recipe", help="Compression recipe YAML (default: prune, distil, fold, INT8)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Train the built-in model on MNIST-5k, profile, compress, simulate, benchmark; write a report.
@@ -34,7 +37,14 @@ def demo(
 
     from edgecnn.report.demo import DemoConfig, run_demo
 
-    cfg = DemoConfig(out=str(out), epochs=epochs, threads=threads, bench_runs=runs, seed=seed)
+    cfg = DemoConfig(
+        out=str(out),
+        epochs=epochs,
+        threads=threads,
+        bench_runs=runs,
+        seed=seed,
+        recipe=str(recipe) if recipe is not None else None,
+    )
     progress = Progress(
         TextColumn("{task.description:<10}"),
         BarColumn(),

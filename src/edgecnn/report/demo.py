@@ -38,6 +38,7 @@ class DemoConfig:
     threads: int = 2
     bench_runs: int = 100
     accelerator: str | None = None  # None: the hardware package's default preset
+    recipe: dict | str | None = None  # a recipe dict or YAML path; None: DEMO_RECIPE
 
 
 @dataclass
@@ -142,7 +143,8 @@ def _run(cfg: DemoConfig, d: Path, prog: Progress) -> DemoResult:
     # 4. accuracy of every stage's ONNX model on the test split, in ORT ------------------
     t = time.perf_counter()
     for i, st in enumerate(stages):
-        st["accuracy"] = onnx_accuracy(st["onnx"], splits.x_test, splits.y_test)
+        if "accuracy" not in st:
+            st["accuracy"] = onnx_accuracy(st["onnx"], splits.x_test, splits.y_test)
         prog("accuracy", i + 1, len(stages))
     timings["accuracy"] = time.perf_counter() - t
 
@@ -161,11 +163,14 @@ def _run(cfg: DemoConfig, d: Path, prog: Progress) -> DemoResult:
     )
     for st in stages:
         st["latency_ms"] = lat[st["stage"]].median_ms
-    fp32_path = Path(stages[0]["onnx"])
-    int8 = [s for s in stages if s["precision"] == "int8"]
+    int8 = [i for i, s in enumerate(stages) if s["precision"] == "int8"]
     ratio = None
-    if int8:
-        bench = bench_onnx(int8[-1]["onnx"], runs=cfg.bench_runs, warmup=10, baseline=fp32_path)
+    if int8 and int8[-1] > 0:
+        # the same network in FP32 (the stage before quantization) against its INT8 version
+        k = int8[-1]
+        bench = bench_onnx(
+            stages[k]["onnx"], runs=cfg.bench_runs, warmup=10, baseline=stages[k - 1]["onnx"]
+        )
         _write_json(d / "bench.json", bench.to_dict())
         ratio = bench.speed_ratio_vs_baseline
     timings["benchmark"] = time.perf_counter() - t
@@ -204,7 +209,7 @@ def _run(cfg: DemoConfig, d: Path, prog: Progress) -> DemoResult:
             "sim_cycles": s["sim_cycles"],
             "sim_latency_ms": s["sim_latency_ms"],
             "sim_energy_uj": s["sim_energy_uj"],
-            "onnx": Path(s["onnx"]).name,
+            "onnx": str(Path(s["onnx"]).relative_to(d)),
         }
         for s in stages
     ]
@@ -245,10 +250,77 @@ def _run(cfg: DemoConfig, d: Path, prog: Progress) -> DemoResult:
     return result
 
 
+DEMO_RECIPE: dict[str, Any] = {
+    "description": "the default recipe: structured prune (half MACs) + distil + fold + INT8",
+    "steps": [
+        {
+            "step": "prune",
+            "method": "structured",
+            "target_macs_reduction": 0.5,
+            "importance": "l1",
+            "rounds": 2,
+            "finetune_epochs": 2,
+            "max_drop": 1.0,
+        },
+        {"step": "distill", "teacher": "input", "epochs": 2, "temperature": 4.0, "alpha": 0.7},
+        {"step": "fold"},
+        {"step": "quantize", "calibration": "minmax"},
+    ],
+}
+_STAGE_NAMES = {"input": "fp32", "fold": "folded", "quantize": "int8", "qat": "int8"}
+_PRECISION = {"quantize": "int8", "qat": "int8", "fp16": "fp16"}
+
+
 def _compress(
     cfg: DemoConfig, d: Path, model, splits, graph, notes: list[str], prog: Progress
 ) -> list[dict]:
-    """The default recipe's stages. Returns dicts with stage, onnx, graph, precision, macs, params."""
+    """The recipe's stages: dicts with stage, onnx, graph, precision, macs, params (+ accuracy)."""
+    try:
+        from edgecnn.compress.recipe import run_recipe
+    except ImportError:  # a build without the recipe runner: fold + INT8 only
+        return _fold_int8(d, model, splits, notes, prog)
+    from edgecnn.graph import load_graph
+
+    recipe = cfg.recipe if cfg.recipe is not None else DEMO_RECIPE
+    n_steps = len(recipe["steps"]) if isinstance(recipe, dict) else None
+
+    def wrap(it):
+        items = list(it)
+        for k, item in enumerate(items):
+            yield item
+            prog("compress", k + 1, n_steps or len(items))
+
+    rep = run_recipe(str(d / "model.pt"), recipe, splits, d / "compress", progress=wrap)
+    out: list[dict] = []
+    prev_graph = graph
+    for i, s in enumerate(rep.steps):
+        onnx_path = d / "compress" / f"step-{i}-{s.step}.onnx"
+        precision = _PRECISION.get(s.step, "fp32")
+        # quantized graphs are simulated on the float graph they came from, at their precision
+        g = load_graph(onnx_path) if precision == "fp32" else prev_graph
+        prev_graph = g
+        st = {
+            "stage": _STAGE_NAMES.get(s.step, s.step),
+            "onnx": str(onnx_path),
+            "graph": g,
+            "precision": precision,
+            "macs": int(s.macs),
+            "params": int(s.params),
+        }
+        if s.accuracy is not None:
+            st["accuracy"] = float(s.accuracy)
+        if s.int8_conv_fraction is not None:
+            st["int8_conv_fraction"] = s.int8_conv_fraction
+        for w in (s.details or {}).get("warnings", []) or []:
+            notes.append(f"{s.step}: {w}")
+        out.append(st)
+    desc = recipe.get("description") if isinstance(recipe, dict) else str(recipe)
+    notes.append(f"recipe: {desc} (steps: {', '.join(s.step for s in rep.steps[1:])})")
+    return out
+
+
+def _fold_int8(d: Path, model, splits, notes: list[str], prog: Progress) -> list[dict]:
+    """Fallback stages without the recipe runner: fp32, BN folded, INT8 static PTQ."""
     from edgecnn.analysis import profile
     from edgecnn.compress.fold import fold_batchnorm
     from edgecnn.compress.quantize import QuantConfig, quantize_int8
@@ -271,18 +343,16 @@ def _compress(
             "params": int(sum(p.numel() for p in module.parameters())),
         }
 
-    total = 3
     out = [stage("fp32", model)]
-    prog("compress", 1, total)
+    prog("compress", 1, 3)
     folded, _fold = fold_batchnorm(model)
     out.append(stage("folded", folded))
-    prog("compress", 2, total)
+    prog("compress", 2, 3)
     q = quantize_int8(out[-1]["onnx"], d / "model-int8.onnx", splits.x_calib, QuantConfig())
     st = stage("int8", folded, precision="int8", onnx_path=Path(q.path))
     st["int8_conv_fraction"] = q.int8_conv_fraction
     out.append(st)
-    for w in q.warnings:
-        notes.append(f"int8: {w}")
-    prog("compress", 3, total)
+    notes.extend(f"int8: {w}" for w in q.warnings)
+    prog("compress", 3, 3)
     notes.append("stages: fold BN -> INT8 static PTQ (U8S8 QDQ, per-channel, min/max calibration)")
     return out
