@@ -19,7 +19,7 @@ def test_models_build_and_run(name):
     y = m(torch.randn(2, 1, 28, 28))
     assert y.shape == (2, 10)
     assert any(isinstance(x, nn.BatchNorm2d) for x in m.modules())
-    assert sum(p.numel() for p in m.parameters()) < 60_000
+    assert sum(p.numel() for p in m.parameters()) < 100_000
 
 
 def test_mobilenet_is_depthwise_and_width_shrinks():
@@ -41,7 +41,14 @@ def test_training_improves_on_real_data():
     m = build_edge_model("edge-resnet")
     before = evaluate(m, mnist.x_test, mnist.y_test)
     r = train_model(
-        m, mnist.x_train, mnist.y_train, mnist.x_test, mnist.y_test, epochs=2, batch_size=32
+        m,
+        mnist.x_train,
+        mnist.y_train,
+        mnist.x_test,
+        mnist.y_test,
+        epochs=2,
+        batch_size=32,
+        threads=1,
     )
     assert r.test_accuracy > max(0.8, before + 0.3)
 
@@ -77,7 +84,18 @@ def test_train_cli_writes_checkpoint(tmp_path, capsys):
     from edgecnn.cli import main
 
     out = tmp_path / "d.pt"
-    args = ["train", "edge-mobilenet", "--out", str(out), "--epochs", "1", "--data", "digits"]
+    args = [
+        "train",
+        "edge-mobilenet",
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--data",
+        "digits",
+        "--threads",
+        "1",
+    ]
     main([*args, "--json"])
     rep = json.loads(capsys.readouterr().out)
     assert rep["data"] == "digits" and 0.0 <= rep["test_accuracy"] <= 1.0
