@@ -110,22 +110,21 @@ def parse_algorithm(name: str | Algorithm) -> Algorithm:
 
 
 def choose_algorithm(s: ConvShape) -> Algorithm:
-    """The algorithm ``auto`` runs: the fastest valid one on this repo's CPU benchmarks.
+    """The algorithm ``auto`` runs: the fastest of ours on ``benchmarks/bench_kernels.py``
+    (single-threaded fp32, ResNet-50 and MobileNetV2 layers at batch 1 and 8).
 
-    Rules (from ``benchmarks/bench_kernels.py``, single-threaded, fp32): depthwise layers run
-    ``direct`` (an elementwise product per tap, no buffers); stride-1 square 3x3 layers with at
-    least 32 input channels per group run ``winograd_f4`` (``winograd_f2`` when the output is
-    smaller than 8x8); stride-1 kernels of 7x7 or larger on small channel counts run ``fft``;
-    everything else (1x1, strided, rectangular) runs ``im2col``.
+    Rules: depthwise layers and 1x1 kernels run ``direct`` (one elementwise product or one GEMM
+    per tap, no buffers); stride-1 square 3x3 layers with at least 32 input channels per group
+    run ``winograd_f4``, or ``im2col`` when fewer than 100 output pixels (batch x OH x OW) leave
+    too few tiles to amortise the transforms; everything else (strided, rectangular, large
+    kernels, few channels) runs ``im2col``. FFT never won on the benchmarked layers.
     """
     depthwise = s.n_per_group == 1 and s.m_per_group == 1
-    if depthwise:
+    if depthwise or (s.kernel_h == 1 and s.kernel_w == 1):
         return Algorithm.DIRECT
     if winograd_unsupported(s) is None and s.kernel_h == 3 and s.n_per_group >= 32:
-        small = min(s.out_h, s.out_w) < 8
-        return Algorithm.WINOGRAD_F2 if small else Algorithm.WINOGRAD_F4
-    if fft_unsupported(s) is None and s.kernel_h >= 7 and s.kernel_w >= 7 and s.n_per_group <= 16:
-        return Algorithm.FFT
+        if s.batch * s.out_h * s.out_w >= 100:
+            return Algorithm.WINOGRAD_F4
     return Algorithm.IM2COL
 
 
