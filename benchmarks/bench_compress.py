@@ -74,7 +74,7 @@ def main() -> None:
                 return evaluate(model, d.x_test, d.y_test)
 
             base = evaluate(m, d.x_test, d.y_test)
-            p, pr = structured_prune(m, SHAPE, 0.5, "l1", rounds=2, finetune=ft)
+            p, pr = structured_prune(m, SHAPE, 0.5, "l1", rounds=2, finetune=ft, round_to=8)
             after = evaluate(p, d.x_test, d.y_test)
             f0 = _export(fold_batchnorm(m)[0], tmp / f"{name}-dense.onnx", SHAPE)
             f1 = _export(fold_batchnorm(p)[0], tmp / f"{name}-pruned.onnx", SHAPE)

@@ -69,7 +69,8 @@ def test_structured_prune_with_finetune_keeps_accuracy():
         train_model(model, d.x_train, d.y_train, epochs=2, lr=5e-3, seed=r, threads=1)
         return evaluate(model, d.x_test, d.y_test)
 
-    p, res = structured_prune(m, SHAPE, 0.5, importance="l1", rounds=2, finetune=ft)
+    p, res = structured_prune(m, SHAPE, 0.5, importance="l1", rounds=2, finetune=ft, round_to=8)
+    assert all(c.out_channels % 8 == 0 for c in p.modules() if isinstance(c, nn.Conv2d))
     assert res.macs_reduction >= 0.5
     assert base - evaluate(p, d.x_test, d.y_test) <= 0.01
 

@@ -169,6 +169,7 @@ def structured_prune(
     finetune: Callable[[nn.Module, int], float | None] | None = None,
     calib: tuple[Tensor, Tensor] | None = None,
     max_ratio: float = 0.9,
+    round_to: int | None = None,
 ) -> tuple[nn.Module, PruneResult]:
     """Remove channels of a copy of ``model`` until MACs fall by ``target_macs_reduction``.
 
@@ -176,6 +177,8 @@ def structured_prune(
     ratio ramps to ``max_ratio``; after each step ``finetune(model, round)`` (optional; returns
     an accuracy or None) trains the pruned network. ``calib`` = ``(x, y)`` is required for
     ``taylor`` importance (gradients of the cross-entropy). Stops as soon as the MACs target is met.
+    ``round_to`` keeps channel counts multiples of it (e.g. 8: SIMD-friendly widths for ORT's
+    blocked NCHWc kernels).
     """
     import torch_pruning as tp
 
@@ -197,6 +200,7 @@ def structured_prune(
             pruning_ratio=max_ratio,
             iterative_steps=steps,
             ignored_layers=_classifier(m),
+            round_to=round_to,
         )
     except Exception as e:  # torch-pruning's tracer raises many types
         raise EdgecnnError(

@@ -110,7 +110,8 @@ class PruneStep:
     ``method``: ``structured`` (removes channels; ``target_macs_reduction`` fraction 0-1,
     ``importance`` l1/l2/bn/taylor) or ``unstructured`` (``sparsity`` fraction 0-1, ``scope``
     layer/global; MACs unchanged). ``finetune_epochs`` per pruning round; ``max_drop`` in points
-    is reported against (``within_budget`` in the report entry).
+    is reported against (``within_budget`` in the report entry). ``round_to`` keeps channel
+    counts multiples of 8 (odd widths make ORT's blocked kernels slower than the dense model).
     """
 
     method: str = "structured"
@@ -122,6 +123,7 @@ class PruneStep:
     sparsity: float = 0.5
     scope: str = "layer"
     max_drop: float = 1.0
+    round_to: int = 8
     seed: int = 0
 
     name = "prune"

@@ -109,6 +109,7 @@ def run_prune(cfg, st, data, reference, dst: Path, work: Path) -> dict:
             cfg.rounds,
             finetune=_finetune(data, cfg.finetune_epochs, cfg.lr, cfg.seed),
             calib=(data.x_train[:256], data.y_train[:256]),
+            round_to=cfg.round_to or None,
         )
         details = res.to_dict()
     after = evaluate(st.module, data.x_test, data.y_test)
