@@ -104,13 +104,16 @@ def channels_last_padded(
     only never-read rows/columns are cut).
     """
     n, c, h, w = x.shape
-    buf = x.new_zeros(n, height, width, c)
     hh = max(0, min(h, height - pad_top))
     ww = max(0, min(w, width - pad_left))
-    if hh and ww:
-        buf[:, pad_top : pad_top + hh, pad_left : pad_left + ww] = x[:, :, :hh, :ww].permute(
-            0, 2, 3, 1
-        )
+    if not (hh and ww):
+        return x.new_zeros(n, height, width, c)
+    buf = x.new_empty(n, height, width, c)  # zero only the border, then copy the interior
+    buf[:, :pad_top].zero_()
+    buf[:, pad_top + hh :].zero_()
+    buf[:, pad_top : pad_top + hh, :pad_left].zero_()
+    buf[:, pad_top : pad_top + hh, pad_left + ww :].zero_()
+    buf[:, pad_top : pad_top + hh, pad_left : pad_left + ww] = x[:, :, :hh, :ww].permute(0, 2, 3, 1)
     return buf
 
 

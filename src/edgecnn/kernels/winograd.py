@@ -36,6 +36,7 @@ import torch
 
 from edgecnn.errors import ConfigError, ShapeError
 from edgecnn.hardware.tiling import ConvShape
+from edgecnn.kernels._common import channels_last_padded
 
 Point = Fraction | None  # None is the point at infinity
 
@@ -299,7 +300,7 @@ class WinogradConv:
         m, a, g = self.m, self.alpha, self.groups
         n, c = x.shape[:2]
         th, tw = _ceil_div(out_h, m), _ceil_div(out_w, m)
-        buf = _padded_channels_last(x, pad_top, pad_left, th * m + a - m, tw * m + a - m)
+        buf = channels_last_padded(x, pad_top, pad_left, th * m + a - m, tw * m + a - m)
         sn, sh, sw, sc = buf.stride()
         tiles = buf.as_strided((a, a, n, th, tw, c), (sh, sw, sn, m * sh, m * sw, sc))
         nt = n * th * tw
@@ -323,20 +324,6 @@ class WinogradConv:
         y = (self.kron_at @ prod).view(m, m, n, th, tw, k)  # output transform A^T M A
         y = y.permute(2, 5, 3, 0, 4, 1).reshape(n, k, th * m, tw * m)
         return y[:, :, :out_h, :out_w].contiguous()
-
-
-def _padded_channels_last(
-    x: torch.Tensor, pad_top: int, pad_left: int, height: int, width: int
-) -> torch.Tensor:
-    """(N, height, width, C) zeros with ``x`` copied in at (pad_top, pad_left), cut to fit."""
-    n, c, h, w = x.shape
-    buf = x.new_zeros(n, height, width, c)
-    hh, ww = min(h, height - pad_top), min(w, width - pad_left)
-    if hh > 0 and ww > 0:
-        buf[:, pad_top : pad_top + hh, pad_left : pad_left + ww] = x[:, :, :hh, :ww].permute(
-            0, 2, 3, 1
-        )
-    return buf
 
 
 def winograd_conv2d(
