@@ -172,3 +172,22 @@ def test_report_cli_json_and_errors(results, tmp_path, capsys):
 def test_report_help_has_example(capsys):
     code, out, _ = run_cli(["report", "--help"], capsys)
     assert code == 0 and "Example: edgecnn report" in out
+
+
+def test_explore_front_rendered():
+    front = [
+        {"rows": r, "cols": r, "latency_s": 1.0 / r, "energy_j": 1e-3 * r, "area_mm2": 0.1 * r * r}
+        for r in (8, 16, 32)
+    ]
+    obj = {
+        "out": "x.jsonl",
+        "points": 12,
+        "computed": 12,
+        "skipped": 0,
+        "errors": 0,
+        "pareto_front": front,
+    }
+    assert detect_kind(obj) == "explore"
+    page = render_report([obj])
+    assert page.count("<img ") == 1
+    assert "12 design points evaluated, 3 Pareto-optimal" in page

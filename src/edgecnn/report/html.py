@@ -400,20 +400,28 @@ def _simulate(group: list[dict]) -> str:
         + "<h3>Per-layer results</h3>"
         + _table(cols, rows, sortable=True, scroll=True)
     )
-    pts = sim.get("pareto") or sim.get("points")
+    pts = sim.get("pareto_front") or sim.get("pareto")
     if isinstance(pts, list) and pts:
-        out += "<h3>Pareto front</h3>" + _explore([{"points": pts}])
+        out += "<h3>Pareto front</h3>" + _explore([{"pareto_front": pts}])
     return out
 
 
 def _explore(group: list[dict]) -> str:
-    pts = [p for p in group[0].get("points", []) if isinstance(p, dict)]
-    front = [p for p in pts if p.get("pareto")] or pts
+    obj = group[0]
+    front = [dict(p, pareto=True) for p in obj.get("pareto_front", []) if isinstance(p, dict)]
+    others = (
+        [p for p in obj.get("points", []) if isinstance(p, dict)]
+        if isinstance(obj.get("points"), list)
+        else []
+    )
+    pts = others + front if front else others
+    front = front or [p for p in pts if p.get("pareto")] or pts
     keys = [k for k in ("latency_s", "energy_j", "area_mm2") if any(k in p for p in front)]
+    first = front[0] if front else {}
     extra = [
         k
-        for k in (front[0] if front else {})
-        if k not in keys and k != "pareto" and not isinstance(front[0][k], (dict, list))
+        for k in first
+        if k not in keys and k != "pareto" and not isinstance(first[k], (dict, list))
     ][:6]
     table = _table(
         [*extra, *keys],
@@ -421,10 +429,11 @@ def _explore(group: list[dict]) -> str:
         sortable=True,
         scroll=True,
     )
+    n_all = obj["points"] if isinstance(obj.get("points"), int) else len(pts)
     return (
         _img(figures.pareto(pts), "pareto front")
         + _note(
-            f"{len(pts)} design points, {len([p for p in pts if p.get('pareto')])} Pareto-optimal"
+            f"{n_all} design points evaluated, {len(front)} Pareto-optimal (lower latency, energy and area)"
         )
         + table
     )

@@ -20,7 +20,7 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "compress": ("steps",),
     "bench": ("model", "latency"),
     "predicted_vs_measured": ("rows",),
-    "explore": ("points",),
+    "explore": ("pareto_front",),
     "environment": ("python",),
     "export": ("model", "path", "size_bytes"),
     "demo": ("stages",),
@@ -50,6 +50,8 @@ def detect_kind(obj: Any) -> str | None:
             return "profile"
     if {"latency", "model"} <= keys:
         return "bench"
+    if "pareto_front" in keys and isinstance(obj["pareto_front"], list):
+        return "explore"
     if "rows" in keys and "spearman" in keys:
         return "predicted_vs_measured"
     return None
