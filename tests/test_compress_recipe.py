@@ -72,6 +72,8 @@ def test_int8_recipe_end_to_end(ckpt, tmp_path, capsys):
         and fold["details"]["bn_before"] > 0
     )
     assert q["int8_conv_fraction"] == 1.0
+    sqnr = q["details"]["sqnr"]  # error accumulation through depth, for the report's plot
+    assert len(sqnr) == 11 and sqnr[0]["name"] == "stem.0" and sqnr[-1]["name"] == "fc"
     assert inp["accuracy"] - q["accuracy"] <= 0.005
     assert inp["size_bytes"] / q["size_bytes"] >= 3.5
     assert (out / "model.onnx").read_bytes() == (out / "step-2-quantize.onnx").read_bytes()
@@ -209,3 +211,15 @@ def test_run_recipe_python_api_on_module(tmp_path):
     assert [s.step for s in rep.steps] == ["input", "fold", "fp16"]
     assert rep.steps[2].size_bytes < 0.6 * rep.steps[1].size_bytes
     assert abs(rep.steps[2].accuracy - rep.steps[0].accuracy) <= 0.002
+
+
+def test_max_drop_flag_turns_on_mixed_precision(ckpt, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["compress", str(ckpt), "--recipe", "recipes/int8.yaml", "--data", "mnist"]
+    code, stdout, _ = _run([*args, "--out", str(out), "--max-drop", "0.5", "--json"], capsys)
+    assert code == 0
+    q = json.loads(stdout)["steps"][-1]
+    assert q["step"] == "quantize" and "excluded_nodes" in q["details"]
+    assert len(q["details"]["sensitivity"]) == 11  # 10 convs + the classifier, each scored
+    code, _, err = _run([*args, "--out", str(tmp_path / "o2"), "--max-drop", "-1"], capsys)
+    assert code == 2 and ">= 0" in err

@@ -61,6 +61,11 @@ def compress(
     calib_subset: int = typer.Option(
         None, "--calib-subset", min=1, help="Calibration images (ImageFolder)."
     ),
+    max_drop: float = typer.Option(
+        None,
+        "--max-drop",
+        help="Mixed precision: max INT8 accuracy loss in points (quantize steps).",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Run a compression recipe (fold, prune, distil, quantize) and report every step.
@@ -70,10 +75,12 @@ def compress(
     from rich.table import Table
 
     from edgecnn.cli.common import track
-    from edgecnn.compress.recipe import load_recipe, run_recipe
+    from edgecnn.compress.recipe import load_recipe, run_recipe, with_max_drop
     from edgecnn.data.loaders import load_data
 
     rec = load_recipe(recipe)
+    if max_drop is not None:
+        rec = with_max_drop(rec, max_drop)
     splits = load_data(data, calib_subset=calib_subset) if data is not None else None
     report = run_recipe(
         model,

@@ -76,9 +76,24 @@ def run_quantize(cfg, st, data, reference, dst: Path, work: Path) -> dict:
             "excluded_nodes": list(excluded),
             "sensitivity": sens,
             "warnings": res.warnings,
+            **_sqnr_details(st, data),
         }
     res = quantize_int8(st.onnx_path, dst, data.x_calib, cfg.quant_config())
-    return {"int8_conv_fraction": res.int8_conv_fraction, "warnings": res.warnings}
+    return {
+        "int8_conv_fraction": res.int8_conv_fraction,
+        "warnings": res.warnings,
+        **_sqnr_details(st, data),
+    }
+
+
+def _sqnr_details(st, data) -> dict:
+    """Per-layer SQNR through depth from the fake-quant simulator (PyTorch models only)."""
+    if st.module is None:
+        return {}
+    from edgecnn.compress.fakequant import sqnr_by_layer
+
+    rows = sqnr_by_layer(st.module, data.x_calib[:200])
+    return {"sqnr": [r.to_dict() for r in rows]}
 
 
 def _finetune(data, epochs: int, lr: float, seed: int):
@@ -97,6 +112,13 @@ def run_prune(cfg, st, data, reference, dst: Path, work: Path) -> dict:
     from edgecnn.models.edge import evaluate
 
     before = evaluate(st.module, data.x_test, data.y_test)
+    scan = {}
+    if cfg.sensitivity_scan:
+        from edgecnn.compress.prune import layer_sensitivity
+
+        xs, ys = data.x_test[:300], data.y_test[:300]
+        raw = layer_sensitivity(st.module, lambda m: evaluate(m, xs, ys))
+        scan = {"sensitivity": {k: [list(r) for r in v] for k, v in raw.items()}}
     if cfg.method == "unstructured":
         st.module, stats = magnitude_prune(st.module, cfg.sparsity, cfg.scope)
         details: dict = {"sparsity": [s.to_dict() for s in stats]}
@@ -114,6 +136,8 @@ def run_prune(cfg, st, data, reference, dst: Path, work: Path) -> dict:
         details = res.to_dict()
     after = evaluate(st.module, data.x_test, data.y_test)
     details["within_budget"] = (before - after) * 100 <= cfg.max_drop
+    details["accuracy_before"] = before
+    details.update(scan)
     _export(st, dst)
     return details
 
