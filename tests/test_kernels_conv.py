@@ -34,7 +34,7 @@ def test_dispatch_table_is_complete():
 
 def _run(s: ConvShape, algo: Algorithm, seed: int, bias: bool = True) -> float:
     x, w = random_operands(s, seed)
-    b = torch.randn(s.out_channels) if bias else None
+    b = torch.randn(s.out_channels, generator=torch.Generator().manual_seed(seed)) if bias else None
     y = conv2d(
         x,
         w,

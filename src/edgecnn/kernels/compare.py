@@ -97,10 +97,11 @@ def reference_conv(x: torch.Tensor, w: torch.Tensor, s: ConvShape) -> torch.Tens
 
 
 def relative_error(y: torch.Tensor, ref: torch.Tensor) -> float:
-    """``max |y - ref| / (max ref - min ref)``: error relative to the output range (inf on
-    NaN or overflow)."""
-    rng = (ref.max() - ref.min()).item()
-    err = (y.double() - ref).abs().max().item() / (rng if rng > 0 else 1.0)
+    """``max |y - ref| / scale`` with ``scale = max(max ref - min ref, max |ref|)``: the error
+    relative to the output range, guarded against near-constant outputs (a tiny range would
+    inflate float rounding). Returns inf on NaN or overflow."""
+    scale = max((ref.max() - ref.min()).item(), ref.abs().max().item())
+    err = (y.double() - ref).abs().max().item() / (scale if scale > 0 else 1.0)
     return err if math.isfinite(err) else math.inf  # overflow (e.g. fp16) is an infinite error
 
 
