@@ -121,7 +121,7 @@ class PruneStep:
     importance: str = "l1"
     rounds: int = 2
     finetune_epochs: int = 2
-    lr: float = 2e-3
+    lr: float = 5e-3
     sparsity: float = 0.5
     scope: str = "layer"
     max_drop: float = 1.0
