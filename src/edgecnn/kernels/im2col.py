@@ -89,21 +89,39 @@ def im2col_conv2d(
 
     Ungrouped layers build the im2col matrix in chunks of :func:`im2col_chunk_rows` rows (one
     reused buffer, see :func:`im2col_allocated_elems`) and run one GEMM per chunk; grouped layers
-    build the whole ``(G, N*OH*OW, KH*KW*Cg)`` matrix and run one batched GEMM.
+    build the whole ``(G, N*OH*OW, KH*KW*Cg)`` matrix and run one batched GEMM; depthwise layers
+    keep it as ``(N*OH*OW, KH*KW, C)`` and multiply-sum over taps.
     """
     pdt = product_dtype or x.dtype
     if s.groups == 1:
         return add_bias(_im2col_chunked(x, weight, s, pdt, chunk_elems), bias)
+    if s.n_per_group == 1 and s.m_per_group == 1:  # depthwise: keep the channels-last layout
+        return add_bias(_im2col_depthwise(x, weight, s, pdt), bias)
     cols = im2col_matrix(x, s).to(pdt)
-    wm = weight_matrix(weight, s).to(pdt)
-    if s.m_per_group == 1:  # e.g. depthwise: a matrix-vector product per group
-        out = (cols * wm.view(s.groups, 1, -1)).sum(-1, keepdim=True).to(x.dtype)
-    else:
-        out = torch.bmm(cols, wm).to(x.dtype)  # (G, rows, Kg)
+    out = torch.bmm(cols, weight_matrix(weight, s).to(pdt)).to(x.dtype)  # (G, rows, Kg)
     # (G, N, OH, OW, Kg) -> (N, G*Kg, OH, OW)
     out = out.view(s.groups, s.batch, s.out_h, s.out_w, s.m_per_group).permute(1, 0, 4, 2, 3)
     out = out.reshape(s.batch, s.out_channels, s.out_h, s.out_w)
     return add_bias(out, bias)
+
+
+def _im2col_depthwise(
+    x: torch.Tensor, weight: torch.Tensor, s: ConvShape, pdt: torch.dtype
+) -> torch.Tensor:
+    """Depthwise im2col: the ``(N*OH*OW, KH*KW, C)`` buffer (channels innermost, no transpose)
+    times the per-channel taps, summed over taps (a matrix-vector product per channel)."""
+    hp = s.in_h + s.pad_top + s.pad_bottom
+    wp = s.in_w + s.pad_left + s.pad_right
+    buf = channels_last_padded(x, s.pad_top, s.pad_left, hp, wp)
+    sn, sh, sw, sc = buf.stride()
+    c, taps = s.in_channels, s.kernel_h * s.kernel_w
+    cols = buf.as_strided(
+        (s.batch, s.out_h, s.out_w, s.kernel_h, s.kernel_w, c),
+        (sn, s.stride_h * sh, s.stride_w * sw, s.dilation_h * sh, s.dilation_w * sw, sc),
+    ).reshape(s.batch * s.out_h * s.out_w, taps, c)
+    w_tc = weight.reshape(c, taps).t().contiguous()  # (taps, C)
+    out = (cols.to(pdt) * w_tc.to(pdt)).sum(1).to(x.dtype)  # (N*OH*OW, C)
+    return out.view(s.batch, s.out_h, s.out_w, c).permute(0, 3, 1, 2).contiguous()
 
 
 def gemm_weight(weight: torch.Tensor) -> torch.Tensor:
