@@ -28,7 +28,6 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
 from edgecnn.errors import ModelLoadError, ShapeError
 from edgecnn.graph.ir import Graph, Layer, OpKind, TensorInfo
@@ -211,6 +210,23 @@ _IDENTITY_VIEWS = {
 }
 
 
+def _tensors(obj: Any) -> list[torch.Tensor]:
+    """Tensors inside ``obj`` (nested tuples/lists/dicts), in order; cheaper than tree_flatten."""
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, (tuple, list)):
+        out: list[torch.Tensor] = []
+        for item in obj:
+            if isinstance(item, torch.Tensor):
+                out.append(item)
+            elif isinstance(item, (tuple, list, dict)):
+                out.extend(_tensors(item))
+        return out
+    if isinstance(obj, dict):
+        return _tensors(list(obj.values()))
+    return []
+
+
 def _packet(func: Any) -> str:
     return func.overloadpacket.__name__ if hasattr(func, "overloadpacket") else str(func)
 
@@ -260,11 +276,13 @@ class _Recorder(TorchDispatchMode):
         self.attributed: set[int] = set()
         self.name_counts: dict[str, int] = {}
         self.unknown: list[str] = []
-        self.leaf_scopes = {n for n, m in model.named_modules() if n and not any(m.children())}
-        for p in model.parameters():
-            self.add_static(p, counts_as_param=True)
-        for b in model.buffers():
-            self.add_static(b)
+        self.modules = list(model.named_modules())
+        self.leaf_scopes = {n for n, m in self.modules if n and not m._modules}
+        for _, m in self.modules:
+            for p in m.parameters(recurse=False):
+                self.add_static(p, counts_as_param=True)
+            for b in m.buffers(recurse=False):
+                self.add_static(b)
 
     def add_static(self, t: torch.Tensor, counts_as_param: bool = False) -> None:
         """Register a parameter or buffer (``counts_as_param`` for trainable parameters)."""
@@ -302,10 +320,8 @@ class _Recorder(TorchDispatchMode):
 
     def _record(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
         packet = _packet(func)
-        flat_args, _ = tree_flatten((args, kwargs))
-        tensor_args = [a for a in flat_args if isinstance(a, torch.Tensor)]
-        flat_out, _ = tree_flatten(out)
-        out_tensors = [o for o in flat_out if isinstance(o, torch.Tensor)]
+        tensor_args = _tensors(args) + _tensors(list(kwargs.values()))
+        out_tensors = _tensors(out)
         dynamic = [a for a in tensor_args if id(a) not in self.static]
 
         if packet in _CREATION or not dynamic:
@@ -437,7 +453,7 @@ class _Recorder(TorchDispatchMode):
     # -- module scope tracking ------------------------------------------------------------
     @contextmanager
     def tracking(self, model: nn.Module) -> Iterator[None]:
-        qualnames = {id(m): n for n, m in model.named_modules()}
+        qualnames = {id(m): n for n, m in self.modules}
 
         def pre(mod: nn.Module, _inputs: Any) -> None:
             self.module_stack.append(qualnames.get(id(mod), type(mod).__name__))
@@ -497,17 +513,93 @@ def _binary_meta(func: Any, args: tuple, kwargs: dict) -> Any:
     return torch.empty(shape, device="meta", dtype=torch.result_type(a, b))
 
 
+def _meta_out(shape: Any, like: torch.Tensor) -> torch.Tensor:
+    return torch.empty(tuple(shape), device="meta", dtype=like.dtype)
+
+
+def _all_meta(*ts: Any) -> bool:
+    return all(isinstance(t, torch.Tensor) and t.is_meta for t in ts)
+
+
+def _conv_meta(func: Any, args: tuple, kwargs: dict) -> Any:
+    if kwargs or len(args) < 9 or not _all_meta(args[0], args[1]):
+        return None
+    x, w = args[0], args[1]
+    stride, padding, dilation, transposed, out_pad, groups = args[3:9]
+    nsp = w.dim() - 2
+    if x.dim() != nsp + 2:
+        return None
+    stride, padding, dilation = _pair(stride, nsp), _pair(padding, nsp), _pair(dilation, nsp)
+    if transposed:
+        out_pad = _pair(out_pad, nsp)
+        spatial = [
+            (x.shape[2 + i] - 1) * stride[i]
+            - 2 * padding[i]
+            + dilation[i] * (w.shape[2 + i] - 1)
+            + out_pad[i]
+            + 1
+            for i in range(nsp)
+        ]
+        channels = w.shape[1] * int(groups)
+    else:
+        spatial = [
+            (x.shape[2 + i] + 2 * padding[i] - dilation[i] * (w.shape[2 + i] - 1) - 1) // stride[i]
+            + 1
+            for i in range(nsp)
+        ]
+        channels = w.shape[0]
+    if min(spatial) < 1:
+        return None  # let ATen raise its own error
+    return _meta_out((x.shape[0], channels, *spatial), x)
+
+
+def _addmm_meta(func: Any, args: tuple, kwargs: dict) -> Any:
+    a, b = (args[1], args[2]) if _packet(func) in ("addmm", "baddbmm") else (args[0], args[1])
+    if not _all_meta(a, b) or a.shape[-1] != b.shape[-2] or a.dim() != b.dim():
+        return None
+    return _meta_out((*a.shape[:-1], b.shape[-1]), a)
+
+
+def _mean_meta(func: Any, args: tuple, kwargs: dict) -> Any:
+    x = args[0]
+    if kwargs or len(args) < 2 or not _all_meta(x) or args[1] is None:
+        return None
+    keep = bool(args[2]) if len(args) > 2 else False
+    dims = {int(d) % x.dim() for d in args[1]}
+    shape = [1 if i in dims else n for i, n in enumerate(x.shape) if keep or i not in dims]
+    return _meta_out(shape, x)
+
+
+def _cat_meta(func: Any, args: tuple, kwargs: dict) -> Any:
+    tensors = [t for t in args[0] if t.dim() > 1 or t.numel() > 0]
+    if kwargs or not tensors or not _all_meta(*tensors):
+        return None
+    dim = (int(args[1]) if len(args) > 1 else 0) % tensors[0].dim()
+    shape = list(tensors[0].shape)
+    if any(t.dim() != len(shape) for t in tensors):
+        return None
+    shape[dim] = sum(t.shape[dim] for t in tensors)
+    return _meta_out(shape, tensors[0])
+
+
 #: Ops whose meta output we build directly: their stock meta kernels are Python decompositions
 #: that cost ~0.5 ms a call, which dominated profiling time. Anything not listed runs as usual.
 _FAST_META: dict[str, Any] = {
     **{k: _batch_norm_meta for k in ("native_batch_norm", "_native_batch_norm_legit_no_training")},
     "native_layer_norm": _layer_norm_meta,
+    "convolution": _conv_meta,
+    "addmm": _addmm_meta,
+    "mm": _addmm_meta,
+    "bmm": _addmm_meta,
+    "mean": _mean_meta,
+    "cat": _cat_meta,
     **{k: _binary_meta for k in ("add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_")},
     **{
         k: _like_first
         for k in (
             "relu relu_ hardtanh hardtanh_ hardswish hardswish_ hardsigmoid hardsigmoid_ silu "
-            "silu_ sigmoid sigmoid_ gelu gelu_ tanh tanh_"
+            "silu_ sigmoid sigmoid_ gelu gelu_ tanh tanh_ _softmax _safe_softmax roll clamp "
+            "clamp_ clamp_min clamp_min_ clamp_max clamp_max_"
         ).split()
     },
 }
@@ -570,13 +662,10 @@ def graph_from_module(
         ) from None
     finally:
         module.train(was_training)
-    flat_out, _ = tree_flatten(out)
-    outputs = [
-        TensorInfo(recorder._name(o), tuple(o.shape), _dtype(o))
-        for o in flat_out
-        if isinstance(o, torch.Tensor)
-    ]
-    total = sum(p.numel() for p in module.parameters())
+    outputs = [TensorInfo(recorder._name(o), tuple(o.shape), _dtype(o)) for o in _tensors(out)]
+    total = sum(
+        p.numel() for p in {id(p): p for _, p in named if isinstance(p, nn.Parameter)}.values()
+    )
     attributed = sum(layer.param_count for layer in recorder.layers)
     return Graph(
         name=name or type(module).__name__,
