@@ -103,3 +103,31 @@ def test_erf_gelu_pattern_becomes_one_activation(tmp_path):
     assert [(layer.op.value, layer.attrs.get("fn")) for layer in g.layers] == [
         ("activation", "gelu")
     ]
+
+
+def test_quantized_qdq_model_counts_its_weights(tmp_path):
+    """Weights behind DequantizeLinear are parameters; MACs are those of the float model."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 1))
+    fp32 = _export(model, (1, 3, 12, 12), tmp_path / "fp32.onnx")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([{"x": torch.randn(1, 3, 12, 12).numpy()} for _ in range(4)])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    int8 = tmp_path / "int8.onnx"
+    quantize_static(
+        str(fp32),
+        str(int8),
+        Reader(),
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
+    a, b = profile(graph_from_onnx(fp32)), profile(graph_from_onnx(int8))
+    assert b.totals.macs == a.totals.macs
+    assert b.totals.params == a.totals.params == 8 * 3 * 9 + 8 + 4 * 8 + 4
+    assert sum(r.params for r in b.layers) == b.totals.params

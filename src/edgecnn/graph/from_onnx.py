@@ -298,7 +298,21 @@ def _build(model: Any, shapes: dict, name: str) -> Graph:
         for k in (3, 4)
         if len(n.input) > k
     }
-    param_numel = {k: v for k, v in float_inits.items() if k not in bn_stats}
+    # quantized weights and biases: the data input of a DequantizeLinear (not scales/zero points)
+    quantized = {
+        n.input[0] for n in g.node if n.op_type == "DequantizeLinear" and n.input[0] in static
+    }
+    all_inits = {i.name: math.prod(i.dims) for i in g.initializer}
+    qparams = {  # scales and zero points of quantize/dequantize: metadata, not parameters
+        i
+        for n in g.node
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+        for i in n.input[1:]
+    }
+    param_numel = {k: v for k, v in float_inits.items() if k not in bn_stats and k not in qparams}
+    param_numel.update({k: all_inits[k] for k in quantized})
+    # static tensors -> the parameters they are computed from (DequantizeLinear, Transpose...)
+    origin: dict[str, set[str]] = {k: {k} for k in param_numel}
     attributed: set[str] = set()
     layers: list[Layer] = []
     used_names: dict[str, int] = {}
@@ -320,7 +334,12 @@ def _build(model: Any, shapes: dict, name: str) -> Graph:
             ins = [gated[idx][1]]
         dynamic = [i for i in ins if i not in static]
         if kind is OpKind.CONSTANT or not dynamic:
-            static.update(o for o in node.output if o)
+            derived = set().union(*(origin.get(i, set()) for i in ins))
+            for o in node.output:
+                if o:
+                    static.add(o)
+                    if derived:
+                        origin[o] = derived
             continue
         for o in node.output:
             if o and shapes.get(o, (None, 0))[0] is None:
@@ -347,7 +366,7 @@ def _build(model: Any, shapes: dict, name: str) -> Graph:
         if kind is OpKind.MATMUL and "weight" in params:
             kind = OpKind.LINEAR
         layer_attrs = _layer_attrs(kind, fn, node, attrs, ins, shapes, params)
-        fresh = {i for i in ins if i in param_numel} - attributed
+        fresh = set().union(*(origin.get(i, set()) for i in ins)) - attributed
         attributed |= fresh
         layers.append(
             Layer(
