@@ -112,3 +112,22 @@ def test_cli_writes_json_and_plot(tmp_path, capsys):
     assert d == json.loads((out / "predicted_vs_measured.json").read_text())
     assert (out / "predicted_vs_measured.png").read_bytes()[:4] == b"\x89PNG"
     assert len(d["rows"]) == 2
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["predicted-vs-measured", "resnet18", "no_such_net"], "unknown model"),
+        (["predicted-vs-measured", "edge-resnet", "--out", "nodir/pvm"], "does not exist"),
+        (["predicted-vs-measured", "edge-resnet", "--precision", "int4"], "unknown precision"),
+    ],
+)
+def test_cli_bad_input_exits_2_before_measuring(tmp_path, monkeypatch, capsys, args, needle):
+    monkeypatch.chdir(tmp_path)
+    try:
+        main(args)
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and needle in err[0]

@@ -165,6 +165,10 @@ def predicted_vs_measured_cmd(
     from edgecnn.runtime.predicted import DEFAULT_MODELS, predicted_vs_measured
 
     names = list(models) if models else list(DEFAULT_MODELS)
+    if out is not None:
+        from edgecnn.io import check_output_path
+
+        check_output_path(out)  # fail before measuring when the parent directory is missing
     ticks = iter(track(range(len(names)), "models", total=len(names), quiet=json_out))
     res = predicted_vs_measured(
         names,

@@ -136,6 +136,7 @@ def predicted_vs_measured(
         raise ConfigError(f"unknown precision {bad[0]!r}: choose from {', '.join(PRECISIONS)}")
     if not models:
         raise ConfigError("no models given")
+    _check_names(models)
     if "int8" in precisions and quantize is None:
         quantize = default_quantizer()
     prev = torch.get_num_threads()
@@ -214,6 +215,19 @@ def predicted_vs_measured(
         skipped=skipped,
         environment=environment_info(threads),
     )
+
+
+def _check_names(models: Sequence[str]) -> None:
+    """Fail before any measurement when a name is neither an edge nor a torchvision model."""
+    from edgecnn.models.edge import EDGE_MODELS
+    from edgecnn.models.zoo import zoo_entry, zoo_names
+
+    zoo = set(zoo_names())
+    for name in models:
+        text = str(name)
+        if text.endswith((".pt", ".pth")) or ":" in text or text in EDGE_MODELS or text in zoo:
+            continue
+        zoo_entry(text)  # raises ModelLoadError with suggestions
 
 
 def default_quantizer() -> Callable[[Path, Path, tuple[int, ...]], None] | None:
