@@ -91,3 +91,15 @@ def test_prepared_rejects_wrong_input():
         conv(torch.randn(1, 5, 8, 8))
     with pytest.raises(ShapeError, match="smaller"):
         conv(torch.randn(1, 3, 2, 2))
+
+
+def test_batch_chunking_gives_the_same_result(monkeypatch):
+    import edgecnn.kernels.winograd as wmod
+
+    w = torch.randn(6, 5, 3, 3, dtype=torch.float64)
+    x = torch.randn(5, 5, 9, 10, dtype=torch.float64)
+    conv = WinogradConv.prepare(w, 2, dtype=torch.float64)
+    whole = conv(x, padding=(1, 1, 1, 1))
+    monkeypatch.setattr(wmod, "WINOGRAD_CHUNK_ELEMS", 1)  # one image per chunk
+    torch.testing.assert_close(conv(x, padding=(1, 1, 1, 1)), whole, atol=1e-12, rtol=0)
+    torch.testing.assert_close(whole, F.conv2d(x, w, padding=1), atol=1e-10, rtol=1e-10)

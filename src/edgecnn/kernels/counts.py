@@ -9,7 +9,9 @@ transform matrices (``transform_adds``). Multiplications by transform constants 
 0 and +-1 are ``transform_mults`` (sparse, separable); ``impl_transform_mults`` counts what this
 package's dense ``kron`` GEMM transforms actually execute. The filter transform is done once per
 layer and is not part of a call. Bias is not counted. Extra memory is in elements (see
-``extra_elems`` for the buffers), the padded input copy included.
+``extra_elems`` for the buffers), the padded input copy included. Winograd's buffers are given
+for the whole batch; the implementation runs large batches in chunks of images
+(``winograd.WINOGRAD_CHUNK_ELEMS``), so its peak is lower. im2col reports the chunk it allocates.
 """
 
 from __future__ import annotations

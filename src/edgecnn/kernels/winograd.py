@@ -176,6 +176,10 @@ def winograd_transforms(
     )
 
 
+#: Largest transformed-tile buffer (elements) of one chunk of images: 4 MiB of float32.
+WINOGRAD_CHUNK_ELEMS = 1 << 20
+
+
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
@@ -272,7 +276,7 @@ class WinogradConv:
             )
         xf = x.to(self.U.dtype)
         if dh == dw == 1:
-            out = self._valid(xf, pt, pl, out_h, out_w, product_dtype)
+            out = self._batched(xf, pt, pl, out_h, out_w, product_dtype)
         else:
             xp = torch.nn.functional.pad(xf, (pl, pr, pt, pb))
             out = xf.new_empty(x.shape[0], self.out_channels, out_h, out_w)
@@ -284,6 +288,31 @@ class WinogradConv:
         out = out.to(x.dtype)
         if bias is not None:
             out.add_(bias.to(out.dtype).view(1, -1, 1, 1))
+        return out
+
+    def _batched(
+        self,
+        x: torch.Tensor,
+        pad_top: int,
+        pad_left: int,
+        out_h: int,
+        out_w: int,
+        product_dtype: torch.dtype | None,
+    ) -> torch.Tensor:
+        """:meth:`_valid` over groups of images whose transformed tiles fit
+        :data:`WINOGRAD_CHUNK_ELEMS`, so large batches reuse cache-sized temporaries."""
+        n = x.shape[0]
+        a = self.alpha
+        per_image = a * a * _ceil_div(out_h, self.m) * _ceil_div(out_w, self.m)
+        per_image *= max(self.in_channels, self.out_channels)
+        step = max(1, WINOGRAD_CHUNK_ELEMS // per_image)
+        if step >= n:
+            return self._valid(x, pad_top, pad_left, out_h, out_w, product_dtype)
+        out = x.new_empty(n, self.out_channels, out_h, out_w)
+        for n0 in range(0, n, step):
+            out[n0 : n0 + step] = self._valid(
+                x[n0 : n0 + step], pad_top, pad_left, out_h, out_w, product_dtype
+            )
         return out
 
     def _valid(
