@@ -15,10 +15,8 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
 MODELS = ("resnet18", "mobilenet_v2")
@@ -77,20 +75,17 @@ def main() -> None:
             cands = {"ort_fp32": lambda s=sess, f=feeds: s.run(None, f), "torch_fp32": eager}
             frac = None
             try:
-                from edgecnn.compress.quantize import QuantConfig, quantize_int8
+                from edgecnn.runtime.predicted import default_quantizer
 
-                calib = (
-                    np.random.default_rng(0)
-                    .standard_normal((8, *rm.input_shape[1:]))
-                    .astype(np.float32)
-                )
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    q = quantize_int8(
-                        fp32, Path(d) / f"{name}-int8.onnx", calib, QuantConfig(calib_samples=8)
-                    )
-                frac = q.int8_conv_fraction
-                qs = make_session(q.path, threads=args.threads)
+                quantize = default_quantizer()
+                if quantize is None:
+                    raise ImportError("no quantizer")
+                quantize(fp32, Path(d) / f"{name}-int8.onnx", rm.input_shape)
+                from edgecnn.compress.quantize import int8_conv_report
+
+                n_int, n_all, _ = int8_conv_report(Path(d) / f"{name}-int8.onnx")
+                frac = n_int / n_all if n_all else 1.0
+                qs = make_session(Path(d) / f"{name}-int8.onnx", threads=args.threads)
                 cands["ort_int8"] = lambda s=qs, f=feeds: s.run(None, f)
             except ImportError:
                 pass

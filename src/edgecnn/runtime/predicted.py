@@ -237,15 +237,20 @@ def default_quantizer() -> Callable[[Path, Path, tuple[int, ...]], None] | None:
     the speed of the quantized graph matters, not its accuracy.
     """
     try:
-        from edgecnn.compress.quantize import QuantConfig, quantize_int8
+        from edgecnn.compress.quantize import QuantConfig, compact_onnx, quantize_int8
     except ImportError:
         return None
 
     def run(src: Path, dst: Path, input_shape: tuple[int, ...]) -> None:
+        import onnx
+
         rng = np.random.default_rng(0)
         calib = rng.standard_normal((8, *input_shape[1:])).astype(np.float32)
+        # unshare the exporter's deduplicated conv biases so ORT can fuse every quantized conv
+        compact = dst.with_name(dst.stem + "-fp32-compact.onnx")
+        onnx.save(compact_onnx(onnx.load(str(src))), str(compact))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            quantize_int8(src, dst, calib, QuantConfig(calib_samples=8))
+            quantize_int8(compact, dst, calib, QuantConfig(calib_samples=8))
 
     return run
