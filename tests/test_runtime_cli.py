@@ -132,3 +132,22 @@ def test_help_has_example(capsys):
     for cmd in ("export", "bench"):
         code, out, _ = run_cli([cmd, "--help"], capsys)
         assert code == 0 and "Example: edgecnn " + cmd in out
+
+
+def test_bench_and_export_checkpoint(tmp_path, capsys):
+    from edgecnn.models.checkpoint import save_checkpoint
+    from edgecnn.models.edge import build_edge_model
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(build_edge_model("edge-mobilenet"), tmp_path / "m.pt", "edge-mobilenet")
+    code, stdout, _ = run_cli(
+        ["bench", str(ckpt), "--runs", "2", "--warmup", "0", "--json"], capsys
+    )
+    assert code == 0
+    d = json.loads(stdout)
+    assert d["model"] == "edge-mobilenet" and d["input_shape"] == [1, 1, 28, 28]
+    code, stdout, _ = run_cli(
+        ["export", str(ckpt), "--out", str(tmp_path / "m.onnx"), "--opset", "13", "--json"], capsys
+    )
+    assert code == 0 and json.loads(stdout)["opset"] == 13
+    assert onnx.load(tmp_path / "m.onnx").opset_import[0].version == 13
