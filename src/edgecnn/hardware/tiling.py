@@ -22,7 +22,9 @@ loops as: weights (m, n), input (n, s), output (m, s). ``LoopOrder`` fixes the s
 
 On-chip, each operand has room for one tile. A tile is loaded from DRAM only when the tile the
 next iteration needs differs from the resident one (so a loop with a single trip never forces a
-reload). An output tile that is evicted before its last input-channel tile was accumulated is
+reload). Tiles are identified by their loop indices, not by the data they cover: two spatial tiles
+whose clipped input boxes happen to coincide (a kernel wider than the padded input) are distinct
+tiles and both are loaded. An output tile that is evicted before its last input-channel tile was accumulated is
 written back as partial sums and read back on its next visit (first visits start from zero).
 
 Tile extents
