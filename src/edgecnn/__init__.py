@@ -15,4 +15,11 @@ from edgecnn.errors import (
 )
 
 __version__ = "0.1.0"
-__all__ = ["ConfigError", "EdgecnnError", "ModelLoadError", "ShapeError", "UnsupportedOpError", "__version__"]
+__all__ = [
+    "ConfigError",
+    "EdgecnnError",
+    "ModelLoadError",
+    "ShapeError",
+    "UnsupportedOpError",
+    "__version__",
+]

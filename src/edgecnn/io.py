@@ -12,6 +12,22 @@ from pathlib import Path
 from edgecnn.errors import EdgecnnError
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _public_file(path: str | os.PathLike[str]) -> None:
+    """Give a mkstemp file the permissions an ordinary ``open(..., "w")`` would (0666 & ~umask)."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
+def _public_dir(path: str | os.PathLike[str]) -> None:
+    """Give a mkdtemp directory ordinary permissions (0777 & ~umask)."""
+    os.chmod(path, 0o777 & ~_umask())
+
+
 def check_output_path(path: str | os.PathLike[str]) -> Path:
     """Return ``path`` as a Path after checking its directory exists (else a clear error)."""
     p = Path(path)
@@ -30,6 +46,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        _public_file(tmp)
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -50,6 +67,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        _public_file(tmp)
         os.replace(tmp, p)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -73,6 +91,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", dir=parent))
     try:
         yield tmp
+        _public_dir(tmp)
         if p.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{p.name}.old.", dir=parent))
             os.replace(p, old / "x")

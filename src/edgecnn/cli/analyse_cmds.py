@@ -191,9 +191,9 @@ def zoo(
     Example: edgecnn zoo --out zoo-out --device rpi5
     """
     from edgecnn.analysis.profile import human
-    from edgecnn.studies.zoo import ZOO_STUDY_MODELS, run_zoo_study
     from edgecnn.io import atomic_write_text
     from edgecnn.report.zoo_plots import plot_macs_vs_traffic, plot_traffic_bars
+    from edgecnn.studies.zoo import ZOO_STUDY_MODELS, run_zoo_study
 
     if precision not in ("fp32", "fp16", "int8"):
         raise ConfigError(f"unknown --precision '{precision}': choose fp32, fp16 or int8")

@@ -52,7 +52,9 @@ def parse_shape(text: str | None, option: str = "--input-shape") -> tuple[int, .
     return dims
 
 
-def track(items: Iterable[T], description: str, total: int | None = None, quiet: bool = False) -> Iterator[T]:
+def track(
+    items: Iterable[T], description: str, total: int | None = None, quiet: bool = False
+) -> Iterator[T]:
     """Iterate with a progress bar on stderr (hidden when ``quiet`` or stderr is not a terminal)."""
     if quiet:
         yield from items

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgecnn.studies.zoo import ZooStudy
 from edgecnn.io import atomic_path
+from edgecnn.studies.zoo import ZooStudy
 
 
 def plot_macs_vs_traffic(study: ZooStudy, out: Path) -> Path:
