@@ -17,13 +17,16 @@ PRECISION_HELP = "Numeric precision of weights and activations: fp32, fp16 or in
 
 
 @app.command()
-def version() -> None:
+def version(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Print the edgecnn version.
 
-    Example: edgecnn version
+    Example: edgecnn version --json
     """
     from edgecnn import __version__
 
+    if json_out:
+        print_json({"kind": "version", "version": __version__})
+        return
     print(__version__)
 
 
