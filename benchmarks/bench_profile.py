@@ -118,6 +118,11 @@ def main() -> None:
                 f"{peer} / edgecnn: ratio of medians {med[peer] / med['edgecnn']:.1f}x, "
                 f"median of per-model ratios {statistics.median(ratios):.1f}x"
             )
+        peers = [t for t in tools if t != "edgecnn" and t in med]
+        both = [n for n in times["edgecnn"] if all(n in times[p] for p in peers)]
+        if peers and both:
+            faster = [min(times[p][n] for p in peers) / times["edgecnn"][n] for n in both]
+            print(f"faster peer per model / edgecnn: median {statistics.median(faster):.1f}x")
         print(f"edgecnn CPU time for {len(times['edgecnn'])} models: {edge_cpu:.2f} s")
     print(f"total wall CPU of this run: {time.process_time() - cpu0:.1f} s")
 

@@ -6,15 +6,7 @@ import sys
 
 import pytest
 
-from edgecnn.cli import main
-
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
+from cli_helpers import run_cli as run
 
 
 def test_profile_json_schema(capsys):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from edgecnn.cli import main
+from cli_helpers import run_cli as run
 from edgecnn.hardware.topology import read_topology
 from edgecnn.hardware.workload import ArrayWork, build_workload
 
@@ -15,16 +15,6 @@ TOPO = (
     "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
     "Conv1,32,32,3,3,3,16,1,\nConv2,30,30,3,3,16,32,2,\nFC,1,1,1,1,512,10,1,\n"
 )
-
-
-def run(argv, capsys):
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture

@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import json
 
-from edgecnn.cli import main
+from cli_helpers import run_cli as run
 from edgecnn.kernels.compare import parse_layer
 from edgecnn.kernels.counts import algorithm_cost
 from edgecnn.kernels.im2col import im2col_buffer_elems
-
-
-def run(argv, capsys):
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_compare_json_matches_closed_forms(capsys):

@@ -7,21 +7,11 @@ import re
 
 import pytest
 
-from edgecnn.cli import main
+from cli_helpers import run_cli
 from edgecnn.errors import EdgecnnError
 from edgecnn.report.browser import check_rendering
 from edgecnn.report.html import render_report, write_report
 from edgecnn.report.kinds import detect_kind, load_results
-
-
-def run_cli(args, capsys):
-    try:
-        main(args)
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
