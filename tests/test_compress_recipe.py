@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from cli_helpers import run_cli as _run
 from compress_helpers import mnist, trained
-from edgecnn.cli import main
 from edgecnn.compress.recipe import STEP_TYPES, load_recipe, parse_recipe
 from edgecnn.errors import ConfigError
 from edgecnn.models.checkpoint import save_checkpoint
@@ -20,16 +20,6 @@ def ckpt(tmp_path_factory):
     p = tmp_path_factory.mktemp("ck") / "model.pt"
     save_checkpoint(trained("edge-resnet"), p, "edge-resnet", {})
     return p
-
-
-def _run(args, capsys):
-    try:
-        main(args)
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
 
 
 def test_shipped_recipes_parse():

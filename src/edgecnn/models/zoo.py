@@ -14,6 +14,27 @@ from torch import nn
 from edgecnn.errors import ModelLoadError
 from edgecnn.graph.from_torch import meta_construction
 
+#: The compute-vs-bandwidth study's CNN zoo, AlexNet to EfficientNet (224x224, Inception v3 299).
+ZOO_STUDY_MODELS: tuple[str, ...] = (
+    "alexnet",
+    "vgg16",
+    "googlenet",
+    "inception_v3",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "densenet121",
+    "mobilenet_v2",
+    "mobilenet_v3_large",
+    "mobilenet_v3_small",
+    "squeezenet1_0",
+    "squeezenet1_1",
+    "shufflenet_v2_x1_0",
+    "efficientnet_b0",
+)
+
 
 @dataclass(frozen=True)
 class ZooEntry:

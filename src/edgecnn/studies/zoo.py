@@ -13,27 +13,7 @@ from dataclasses import asdict, dataclass
 
 from edgecnn.analysis.profile import profile
 from edgecnn.graph.from_torch import graph_from_module
-from edgecnn.models.zoo import build_zoo_model, zoo_entry
-
-ZOO_STUDY_MODELS: tuple[str, ...] = (
-    "alexnet",
-    "vgg16",
-    "googlenet",
-    "inception_v3",
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "resnet152",
-    "densenet121",
-    "mobilenet_v2",
-    "mobilenet_v3_large",
-    "mobilenet_v3_small",
-    "squeezenet1_0",
-    "squeezenet1_1",
-    "shufflenet_v2_x1_0",
-    "efficientnet_b0",
-)
+from edgecnn.models.zoo import ZOO_STUDY_MODELS, build_zoo_model, zoo_entry
 
 
 @dataclass
