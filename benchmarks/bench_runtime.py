@@ -34,7 +34,7 @@ def main() -> None:
     from edgecnn.runtime.environment import environment_info
     from edgecnn.runtime.export import export_onnx, export_onnx_bytes
     from edgecnn.runtime.models import resolve_module
-    from edgecnn.runtime.predicted import predicted_vs_measured
+    from edgecnn.studies.predicted import predicted_vs_measured
     from edgecnn.runtime.session import input_feeds, make_session
 
     env = environment_info(args.threads)
@@ -75,7 +75,7 @@ def main() -> None:
             cands = {"ort_fp32": lambda s=sess, f=feeds: s.run(None, f), "torch_fp32": eager}
             frac = None
             try:
-                from edgecnn.runtime.predicted import default_quantizer
+                from edgecnn.studies.predicted import default_quantizer
 
                 quantize = default_quantizer()
                 if quantize is None:

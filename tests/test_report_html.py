@@ -2,75 +2,91 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 
 import pytest
 
 from cli_helpers import run_cli
+from edgecnn.cli import main
 from edgecnn.errors import EdgecnnError
 from edgecnn.report.browser import check_rendering
 from edgecnn.report.html import render_report, write_report
-from edgecnn.report.kinds import detect_kind, load_results
+from edgecnn.report.kinds import load_results
+from edgecnn.schema import detect_kind
+
+RECIPE = """
+description: fold + mixed-precision INT8 (sensitivity and SQNR details)
+steps:
+  - step: fold
+  - step: quantize
+    calib_samples: 32
+    max_drop: 50.0
+"""
+
+SPACE = """
+base: seed-chip
+objective: latency
+sweep:
+  array: [8x8, 16x16]
+  dataflow: [os, ws]
+"""
+
+
+def _cli_json(args):
+    """The JSON ``edgecnn ARGS --json`` prints (fails on a non-zero exit)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([*args, "--json"])
+            code = 0
+        except SystemExit as e:
+            code = e.code
+    assert code == 0, (args, err.getvalue())
+    return json.loads(out.getvalue())
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    """Real results of the small built-in model from each producer, as their JSON files."""
-    import torch
-
-    from edgecnn.analysis import profile
-    from edgecnn.graph import load_graph
-    from edgecnn.hardware.config import load_preset
-    from edgecnn.hardware.simulate import simulate
-    from edgecnn.runtime.benchmark import bench_onnx
-    from edgecnn.runtime.export import export_onnx
-    from edgecnn.runtime.models import resolve_module
-
+    """What the commands print with --json, written to files as a user would."""
     d = tmp_path_factory.mktemp("results")
-    torch.manual_seed(0)
-    rm = resolve_module("edge-resnet")
-    graph = load_graph(rm.module, input_shape=rm.input_shape)
-    prof = profile(graph, device="host").to_dict()
-    sim = simulate(graph, load_preset("seed-chip")).to_dict()
-    onnx_path = export_onnx(rm.module, d / "m.onnx", rm.input_shape)
-    bench = bench_onnx(onnx_path, runs=5, warmup=1, baseline=onnx_path).to_dict()
-    base = {"accuracy": 0.98, "macs": prof["totals"]["macs"], "params": prof["totals"]["params"]}
-    compress = {
-        "steps": [
-            {"step": "input", **base, "size_bytes": 100_000, "latency_ms": 0.5},
-            {"step": "fold_bn", **base, "size_bytes": 98_000, "latency_ms": 0.45},
-            {
-                "step": "int8",
-                **base,
-                "accuracy": 0.978,
-                "size_bytes": 27_000,
-                "latency_ms": 0.3,
-                "int8_conv_fraction": 1.0,
-                "sqnr_db": {"conv1": 40.0, "layer1": 35.5, "fc": 30.2},
-            },
-        ]
+    (d / "recipe.yaml").write_text(RECIPE)
+    (d / "space.yaml").write_text(SPACE)
+    commands = {
+        "profile": ["profile", "edge-resnet", "--device", "host"],
+        "simulate": ["simulate", "edge-resnet", "--accel", "seed-chip"],
+        "bench": ["bench", "edge-resnet", "--runs", "5", "--warmup", "1"],
+        "compress": [
+            "compress",
+            "edge-resnet",
+            "--recipe",
+            str(d / "recipe.yaml"),
+            "--data",
+            "mnist",
+            "--out",
+            str(d / "compressed"),
+        ],
+        "casestudy": ["casestudy", "edge-resnet"],
+        "zoo": ["zoo", "--out", str(d / "zoo")],
+        "kernels_compare": ["kernels", "compare", "--layer", "14x14x16x16k3"],
+        "explore": [
+            "explore",
+            "edge-resnet",
+            "--space",
+            str(d / "space.yaml"),
+            "--workers",
+            "1",
+            "--out",
+            str(d / "explore.jsonl"),
+        ],
     }
     files = {}
-    for name, obj in {
-        "profile": prof,
-        "simulate": sim,
-        "bench": bench,
-        "compress": compress,
-    }.items():
-        files[name] = d / f"{name}.json"
-        files[name].write_text(json.dumps(obj))
+    for kind, args in commands.items():
+        files[kind] = d / f"{kind}.json"
+        files[kind].write_text(json.dumps(_cli_json(args)))
     return files
-
-
-def test_kinds_detected_from_keys_and_field(results):
-    for name, path in results.items():
-        obj = json.loads(path.read_text())
-        assert detect_kind(obj) == name
-        obj.pop("kind", None)
-        assert detect_kind(obj) == name  # key-based detection without the "kind" field
-    assert detect_kind({"kind": "nonsense"}) is None
-    assert detect_kind([1, 2]) is None
 
 
 def test_report_renders_in_chromium(results, tmp_path):
@@ -103,6 +119,40 @@ def test_report_renders_in_chromium(results, tmp_path):
     assert len(macs) > 5 and macs == sorted(macs, reverse=True)  # second click sorts descending
 
 
+def _section(page: str, anchor: str) -> str:
+    start = page.index(f'<section id="{anchor}"')
+    return page[start : page.index("</section>", start)]
+
+
+def test_sections_show_each_results_details(results):
+    page = render_report(load_results(list(results.values())))
+    compress = _section(page, "compress-0")
+    # the quantize step's details: SQNR through depth and per-layer sensitivity plots
+    assert 'alt="quantize SQNR through depth"' in compress
+    assert 'alt="quantize sensitivity"' in compress
+    case = _section(page, "casestudy-0")
+    assert "Claims" in case and "+ Winograd 3x3" in case and "<img " in case
+    assert '<section id="compress-1"' not in page  # the case study is not a compression
+    zoo = _section(page, "zoo-0")
+    assert "mobilenet_v2" in zoo and "efficientnet_b0" in zoo
+    kern = _section(page, "kernels_compare")
+    assert "winograd" in kern.lower() and "im2col" in kern.lower()
+    assert page.count("<h2>Environment</h2>") == 1
+
+
+def test_malformed_values_are_one_line_errors():
+    bad = {
+        "kind": "profile",
+        "model": "m",
+        "input_shape": [1],
+        "precision": "fp32",
+        "layers": [],
+        "totals": ["not", "a", "dict"],
+    }
+    with pytest.raises(EdgecnnError, match="malformed value"):
+        render_report([bad])
+
+
 def test_browser_check_catches_broken_page(tmp_path):
     bad = tmp_path / "bad.html"
     bad.write_text(
@@ -120,7 +170,7 @@ def test_browser_check_catches_broken_page(tmp_path):
 def test_render_rejects_unknown_results():
     with pytest.raises(EdgecnnError, match="not an edgecnn results file"):
         render_report([{"hello": 1}])
-    with pytest.raises(EdgecnnError, match="lacks 'totals'"):
+    with pytest.raises(EdgecnnError, match="lacks .*'totals'"):
         render_report([{"kind": "profile", "model": "x", "layers": []}])
 
 
@@ -144,7 +194,7 @@ def test_report_cli_json_and_errors(results, tmp_path, capsys):
         ([str(wrong)], "not an edgecnn results file"),
         ([str(garbage)], "cannot read results file"),
         ([str(tmp_path / "missing.json")], "does not exist"),
-        ([str(partial)], "lacks 'layers'"),
+        ([str(partial)], "'layers'"),
         ([str(results["bench"]), "--out", str(tmp_path / "nodir" / "r.html")], "does not exist"),
     ]
     for args, needle in cases:

@@ -20,11 +20,11 @@ err_console = Console(stderr=True)
 
 def print_json(obj: Any) -> None:
     """Print one JSON document on stdout (no rich markup, machine-readable)."""
-    sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    sys.stdout.write(json.dumps(obj, indent=2, default=json_default) + "\n")
     sys.stdout.flush()
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
     if hasattr(o, "to_dict"):
         return o.to_dict()
     if hasattr(o, "item"):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from edgecnn.cli.app import app
-from edgecnn.cli.common import console, err_console, print_json
+from edgecnn.cli.common import console, err_console, json_default, print_json
 
 
 @app.command()
@@ -35,10 +36,11 @@ def demo(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from edgecnn.report.demo import DemoConfig, run_demo
+    from edgecnn.io import atomic_dir, check_output_path
+    from edgecnn.studies.demo import DemoConfig, run_demo
 
+    check_output_path(out)
     cfg = DemoConfig(
-        out=str(out),
         epochs=epochs,
         threads=threads,
         bench_runs=runs,
@@ -60,8 +62,9 @@ def demo(
             tasks[task] = progress.add_task(task, total=total)
         progress.update(tasks[task], completed=done, total=total)
 
-    with progress:
-        res = run_demo(cfg, progress=tick)
+    with atomic_dir(out) as tmp, progress:
+        res = run_demo(cfg, tmp, progress=tick)
+        write_demo_outputs(res, Path(tmp))
     if json_out:
         print_json(res.to_dict())
         return
@@ -69,7 +72,7 @@ def demo(
     cols = ("stage", "acc %", "size kB", "MMACs", "ORT ms", "sim cycles", "sim us", "sim uJ")
     for c in cols:
         t.add_column(c, justify="left" if c == "stage" else "right")
-    for s in res.stages:
+    for s in (st.to_dict() for st in res.stages):
         t.add_row(
             s["stage"],
             f"{100 * s['accuracy']:.2f}",
@@ -87,4 +90,26 @@ def demo(
         )
     for n in res.notes:
         console.print(f"note: {n}")
-    console.print(f"report: {res.report}")
+    console.print(f"report: {out / 'report.html'}")
+
+
+def write_demo_outputs(res, d: Path) -> None:
+    """The demo's JSON results and report.html, into the (temporary) output directory ``d``::
+
+    profile.json  compress/report.json  simulate-<stage>.json  bench.json (INT8 vs FP32)  demo.json  report.html
+
+    (``model.pt`` and ``compress/`` are written by the study itself.)
+    """
+    from edgecnn.report.html import write_report
+
+    def dump(name: str, obj: dict) -> None:
+        (d / name).write_text(json.dumps(obj, indent=2, default=json_default))
+
+    dump("profile.json", res.profile.to_dict())
+    dump("compress/report.json", res.compress.to_dict())  # with the interleaved latencies
+    for st in res.stages:
+        dump(f"simulate-{st.name}.json", st.sim.to_dict())
+    if res.bench is not None:
+        dump("bench.json", res.bench.to_dict())
+    dump("demo.json", res.to_dict())
+    write_report(res.results(), d / "report.html", title=f"edgecnn demo: {res.arch} on {res.data}")

@@ -205,9 +205,9 @@ def casestudy(
     """
     from rich.table import Table
 
-    from edgecnn.hardware.casestudy import run_casestudy
     from edgecnn.hardware.config import load_accelerator
     from edgecnn.hardware.loading import load_model_graph
+    from edgecnn.studies.casestudy import run_casestudy
 
     graph = load_model_graph(model, parse_shape(input_shape))
     study = run_casestudy(graph, load_accelerator(accel))

@@ -162,7 +162,7 @@ def predicted_vs_measured_cmd(
     Example: edgecnn predicted-vs-measured --threads 1 --runs 10 --out pvm
     """
     from edgecnn.io import atomic_dir
-    from edgecnn.runtime.predicted import DEFAULT_MODELS, predicted_vs_measured
+    from edgecnn.studies.predicted import DEFAULT_MODELS, predicted_vs_measured
 
     names = list(models) if models else list(DEFAULT_MODELS)
     if out is not None:

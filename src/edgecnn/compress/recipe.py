@@ -300,7 +300,7 @@ class StepReport:
     macs: int
     params: int
     size_bytes: int
-    latency_ms: float
+    latency_ms: float | None  #: None when the runner was asked not to time (measure_runs=0)
     int8_conv_fraction: float | None = None
     details: dict = field(default_factory=dict)
 
@@ -382,15 +382,16 @@ def _costs(path: Path) -> tuple[int, int]:
     return int(totals.macs), own_params if quantized else int(totals.params)
 
 
-def _measure(step: str, path: Path, st: _State, data: DataSplits | None, **extra) -> StepReport:
+def _measure(
+    step: str, path: Path, st: _State, data: DataSplits | None, runs: int, **extra
+) -> StepReport:
     from edgecnn.compress.quantize import onnx_accuracy
 
     macs, params = _costs(path)
     acc = onnx_accuracy(path, data.x_test, data.y_test) if data is not None else None
     frac = extra.pop("int8_conv_fraction", None)
-    return StepReport(
-        step, acc, macs, params, path.stat().st_size, _latency_ms(path, st.input_shape), frac, extra
-    )
+    latency = _latency_ms(path, st.input_shape, runs) if runs > 0 else None
+    return StepReport(step, acc, macs, params, path.stat().st_size, latency, frac, extra)
 
 
 def _resolve_input(model: Any, input_shape: tuple[int, ...] | None, work: Path) -> _State:
@@ -400,7 +401,7 @@ def _resolve_input(model: Any, input_shape: tuple[int, ...] | None, work: Path) 
         return _State(
             m,
             getattr(model, "_edgecnn_arch", None),
-            {},
+            dict(getattr(model, "_edgecnn_arch_kwargs", None) or {}),
             shape,
             work / "in.onnx",
             type(model).__name__,
@@ -461,8 +462,10 @@ def run_recipe(
 
     ``data``: :class:`DataSplits`, a ``--data`` spec (``mnist``, ``digits``, a folder) or None
     (then accuracy is ``null`` and steps needing data are refused). ``progress`` wraps the step
-    iterable (e.g. ``lambda it: track(it, "compress", total=n)``). The input model is never
-    modified; the output directory appears only if every step succeeds.
+    iterable (e.g. ``lambda it: track(it, "compress", total=n)``). ``measure_runs`` timed ORT
+    runs per step (1 thread, batch 1); 0 skips timing (``latency_ms`` is None), for callers that
+    time the steps themselves. The input model is never modified; the output directory appears
+    only if every step succeeds.
     """
     rec = (
         recipe
@@ -489,7 +492,7 @@ def run_recipe(
         if st.module is not None:
             _export(st.module, st.onnx_path, st.input_shape)
         with _atomic_out(out_dir) as out:
-            rows = [_measure("input", st.onnx_path, st, splits)]
+            rows = [_measure("input", st.onnx_path, st, splits, measure_runs)]
             shutil.copyfile(st.onnx_path, out / "step-0-input.onnx")
             iterable: Iterable = list(enumerate(rec.steps, 1))
             if progress is not None:
@@ -497,7 +500,7 @@ def run_recipe(
             for i, s in iterable:
                 dst = out / f"step-{i}-{s.name}.onnx"
                 extra = _run_step(s, st, splits, reference, dst, work)
-                rows.append(_measure(s.name, dst, st, splits, **extra))
+                rows.append(_measure(s.name, dst, st, splits, measure_runs, **extra))
                 st.onnx_path = dst
             shutil.copyfile(st.onnx_path, out / "model.onnx")
             if st.module is not None and st.arch is not None:

@@ -43,6 +43,7 @@ from edgecnn.hardware.config import AcceleratorConfig, load_accelerator
 from edgecnn.hardware.search import Objective
 from edgecnn.hardware.simulate import SimOptions, simulate
 from edgecnn.hardware.workload import Workload
+from edgecnn.schema import ResultKind
 
 PE_AREA_MM2 = {"int8": 0.001, "fp16": 0.006, "fp32": 0.024}
 SRAM_MM2_PER_KB = 0.0043
@@ -241,6 +242,7 @@ class ExploreResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "kind": ResultKind.EXPLORE.value,
             "out": self.out,
             "points": len(self.points),
             "computed": self.computed,

@@ -27,6 +27,7 @@ from edgecnn.kernels.conv import CONV_ALGOS, Algorithm, conv2d, winograd_m
 from edgecnn.kernels.fft import fft_conv2d, filter_spectra
 from edgecnn.kernels.im2col import Im2colConv
 from edgecnn.kernels.winograd import WinogradConv
+from edgecnn.schema import ResultKind
 
 ONEDNN = "onednn"
 
@@ -96,6 +97,7 @@ class BenchResult:
     def to_dict(self) -> dict:
         """JSON-ready dict."""
         return {
+            "kind": ResultKind.KERNELS_BENCH.value,
             "threads": self.threads,
             "repeats": self.repeats,
             "rows": [r.to_dict() for r in self.rows],

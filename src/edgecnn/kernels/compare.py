@@ -22,6 +22,7 @@ from edgecnn.hardware.tiling import ConvShape, Tiles
 from edgecnn.kernels.conv import Algorithm, conv2d
 from edgecnn.kernels.counts import AlgoCost, algorithm_cost
 from edgecnn.kernels.loopnest import Buffers, OrderChoice, best_tiling_per_order, rank_orders
+from edgecnn.schema import ResultKind
 
 #: Product-stage precisions: name -> dtype (``None`` = the input's float32).
 PRECISIONS: dict[str, torch.dtype] = {
@@ -150,6 +151,7 @@ class CompareResult:
         """JSON-ready dict."""
         lay = self.layer
         return {
+            "kind": ResultKind.KERNELS_COMPARE.value,
             "layer": {k: getattr(lay, k) for k in lay.__dataclass_fields__}
             | {
                 "out_h": lay.out_h,

@@ -314,3 +314,69 @@ def predicted_vs_measured(pvm: dict) -> bytes | None:
     )
     ax.legend(fontsize=8)
     return _png(fig)
+
+
+def curves_plot(
+    curves: dict[str, list[tuple[float, float]]],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    top: int = 12,
+) -> bytes | None:
+    """One line per key over (x, y) points (e.g. accuracy by prune ratio, per layer).
+
+    At most ``top`` curves are drawn: those whose y falls furthest (the most sensitive); the
+    title says when curves were left out. The legend sits outside the axes.
+    """
+    pts = {k: [(float(x), float(y)) for x, y in v] for k, v in curves.items() if v}
+    if not pts:
+        return None
+    order = sorted(pts, key=lambda k: min(y for _, y in pts[k]))
+    shown = order[:top]
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    for i, k in enumerate(shown):
+        xs, ys = zip(*sorted(pts[k]), strict=True)
+        ax.plot(xs, ys, marker=".", color=_PALETTE[i % len(_PALETTE)], label=k[-24:])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    more = f" ({len(shown)} most sensitive of {len(pts)})" if len(pts) > len(shown) else ""
+    ax.set_title(title + more, fontsize=9)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _png(fig)
+
+
+def zoo_scatter(study: dict) -> bytes | None:
+    """MACs against DRAM traffic (log-log), one labelled point per model of a zoo study."""
+    rows = [r for r in study.get("rows") or [] if r.get("macs") and r.get("dram_bytes")]
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for i, r in enumerate(rows):
+        x, y = r["dram_bytes"] / 1e6, r["macs"] / 1e9
+        ax.scatter(x, y, s=24, color=_PALETTE[i % len(_PALETTE)])
+        ax.annotate(r["model"], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"DRAM traffic per inference (MB, {study.get('precision')})")
+    ax.set_ylabel("GMACs per inference")
+    ax.set_title("compute vs memory traffic", fontsize=9)
+    return _png(fig)
+
+
+def casestudy_steps(study: dict) -> bytes | None:
+    """Latency and DRAM traffic of each case-study step, relative to the baseline."""
+    steps = study.get("steps") or []
+    if not steps or not steps[0].get("latency_s") or not steps[0].get("dram_bytes"):
+        return None
+    names = [str(s.get("step")) for s in steps]
+    lat = [s["latency_s"] / steps[0]["latency_s"] for s in steps]
+    dram = [s["dram_bytes"] / steps[0]["dram_bytes"] for s in steps]
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    xs = range(len(names))
+    ax.bar([x - 0.2 for x in xs], lat, width=0.4, color=_PALETTE[0], label="latency")
+    ax.bar([x + 0.2 for x in xs], dram, width=0.4, color=_PALETTE[3], label="DRAM traffic")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(names, fontsize=7)
+    ax.set_ylabel("relative to baseline")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _png(fig)

@@ -1,60 +1,61 @@
-"""Recognise and load results JSON files (what ``edgecnn ... --json`` prints).
+"""The report's one registry of results kinds, and loading of results JSON files.
 
-Each results object has a kind: its ``"kind"`` field when present, otherwise inferred from its
-keys. Known kinds and the keys they need are in :data:`REQUIRED_KEYS`. Anything else is rejected
-with an :class:`~edgecnn.errors.EdgecnnError` naming the file and saying which files fit.
+:data:`SECTIONS` maps every :class:`~edgecnn.schema.ResultKind` to its section: title,
+renderer and whether results of that kind share one section (``merged``) or get one each. Its
+order is the order of the report. The keys each kind needs come from :mod:`edgecnn.schema`.
+Anything else is rejected with an :class:`~edgecnn.errors.EdgecnnError` naming the file and
+saying which files fit.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import EdgecnnError
+from edgecnn.report import sections as s
+from edgecnn.schema import ResultKind, detect_kind, missing_keys
 
-REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
-    "profile": ("model", "layers", "totals"),
-    "simulate": ("model", "layers", "totals"),
-    "compress": ("steps",),
-    "bench": ("model", "latency"),
-    "predicted_vs_measured": ("rows",),
-    "explore": ("pareto_front",),
-    "environment": ("python",),
-    "export": ("model", "path", "size_bytes"),
-    "demo": ("stages",),
+
+@dataclass(frozen=True)
+class Section:
+    """How one kind appears in the report."""
+
+    title: str
+    render: Callable[[list[dict]], str]
+    merged: bool = False  #: all results of the kind in one section (tables across models)
+
+
+SECTIONS: dict[ResultKind, Section] = {
+    ResultKind.DEMO: Section("Demo summary", s.render_demo),
+    ResultKind.PROFILE: Section("Model profile", s.render_profile),
+    ResultKind.ZOO: Section("CNN zoo: compute vs bandwidth", s.render_zoo),
+    ResultKind.COMPRESS: Section("Compression", s.render_compress),
+    ResultKind.SIMULATE: Section("Accelerator simulation", s.render_simulate),
+    ResultKind.CASESTUDY: Section("Accelerator case study", s.render_casestudy),
+    ResultKind.EXPLORE: Section("Design-space exploration", s.render_explore),
+    ResultKind.KERNELS_COMPARE: Section(
+        "Convolution algorithms", s.render_kernels_compare, merged=True
+    ),
+    ResultKind.KERNELS_BENCH: Section(
+        "Convolution algorithm timings", s.render_kernels_bench, merged=True
+    ),
+    ResultKind.BENCH: Section("Measured latency (ONNX Runtime)", s.render_bench, merged=True),
+    ResultKind.PREDICTED_VS_MEASURED: Section(
+        "Predicted vs measured latency", s.render_pvm, merged=True
+    ),
+    ResultKind.EXPORT: Section("ONNX export", s.render_export, merged=True),
+    ResultKind.ENVIRONMENT: Section("Environment", s.render_environment, merged=True),
 }
 
 PRODUCERS = (
-    "edgecnn profile/simulate/bench/export/predicted-vs-measured --json, "
-    "or a compress/demo output directory's JSON files"
+    "edgecnn profile/zoo/simulate/casestudy/explore/kernels/bench/export/"
+    "predicted-vs-measured --json, or a compress/demo output directory's JSON files"
 )
-
-
-def detect_kind(obj: Any) -> str | None:
-    """The kind of a results object, or ``None`` when it is not one edgecnn writes."""
-    if not isinstance(obj, dict):
-        return None
-    kind = obj.get("kind")
-    if isinstance(kind, str):
-        return kind if kind in REQUIRED_KEYS else None
-    keys = set(obj)
-    if "steps" in keys and isinstance(obj["steps"], list):
-        return "compress"
-    if {"layers", "totals"} <= keys and isinstance(obj["totals"], dict):
-        totals = obj["totals"]
-        if "cycles" in totals:
-            return "simulate"
-        if "flops" in totals or "arithmetic_intensity" in totals:
-            return "profile"
-    if {"latency", "model"} <= keys:
-        return "bench"
-    if "pareto_front" in keys and isinstance(obj["pareto_front"], list):
-        return "explore"
-    if "rows" in keys and "spearman" in keys:
-        return "predicted_vs_measured"
-    return None
 
 
 def validate(obj: Any, where: str) -> dict:
@@ -72,15 +73,16 @@ def validate(obj: Any, where: str) -> dict:
         )
         raise EdgecnnError(
             f"{where} is not an edgecnn results file ({what}); known kinds: "
-            f"{', '.join(REQUIRED_KEYS)}; give JSON from {PRODUCERS}"
+            f"{', '.join(k.value for k in ResultKind)}; give JSON from {PRODUCERS}"
         )
-    missing = [k for k in REQUIRED_KEYS[kind] if k not in obj]
+    missing = missing_keys(kind, obj)
     if missing:
         raise EdgecnnError(
-            f"{where} looks like a '{kind}' result but lacks {', '.join(map(repr, missing))}: "
-            "regenerate it with the matching edgecnn command and --json"
+            f"{where} looks like a '{kind.value}' result but lacks "
+            f"{', '.join(map(repr, missing))}: regenerate it with the matching edgecnn command "
+            "and --json"
         )
-    return {**obj, "kind": kind}
+    return {**obj, "kind": kind.value}
 
 
 def load_results(paths: list[str | os.PathLike[str]]) -> list[dict]:
@@ -95,9 +97,9 @@ def load_results(paths: list[str | os.PathLike[str]]) -> list[dict]:
             )
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
             raise EdgecnnError(
-                f"cannot read results file '{p}' as JSON ({type(e).__name__}: {e}): "
+                f"cannot read results file '{p}' as JSON ({type(e).__name__}): "
                 f"give JSON from {PRODUCERS}"
             ) from None
         items = data if isinstance(data, list) else [data]

@@ -3,7 +3,7 @@
 Modules: :mod:`~edgecnn.runtime.export` (``export_onnx``), :mod:`~edgecnn.runtime.session`
 (``make_session``, ``input_feeds``), :mod:`~edgecnn.runtime.bench` (``measure_latency``,
 ``interleaved``, RSS), :mod:`~edgecnn.runtime.models` (name/checkpoint to ``nn.Module``),
-:mod:`~edgecnn.runtime.benchmark` (the ``bench`` command's API), :mod:`~edgecnn.runtime.environment`
-and :mod:`~edgecnn.runtime.predicted` (roofline estimate vs measured latency).
+:mod:`~edgecnn.runtime.benchmark` (the ``bench`` command's API) and
+:mod:`~edgecnn.runtime.environment`.
 Imports are kept lazy here so that ``import edgecnn.runtime`` stays cheap.
 """

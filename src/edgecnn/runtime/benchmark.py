@@ -35,6 +35,7 @@ from edgecnn.runtime.bench import (
 )
 from edgecnn.runtime.environment import environment_info
 from edgecnn.runtime.session import input_feeds, make_session
+from edgecnn.schema import ResultKind
 
 INT8_OPS = frozenset(
     {
@@ -74,7 +75,7 @@ class BenchResult:
     environment: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        d = {"kind": "bench"}
+        d = {"kind": ResultKind.BENCH.value}
         for k, v in self.__dict__.items():
             d[k] = {n: s.to_dict() for n, s in v.items()} if k == "latency" else v
         return d

@@ -6,6 +6,8 @@ import os
 import platform
 from pathlib import Path
 
+from edgecnn.schema import ResultKind
+
 
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo (Linux), else ``platform.processor()``."""
@@ -50,7 +52,7 @@ def environment_info(threads: int | None = None) -> dict:
     from edgecnn import __version__
 
     return {
-        "kind": "environment",
+        "kind": ResultKind.ENVIRONMENT.value,
         "edgecnn": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -31,6 +31,7 @@ from torch import nn
 
 from edgecnn.errors import ConfigError, EdgecnnError, ShapeError
 from edgecnn.io import atomic_write_bytes, check_output_path
+from edgecnn.schema import ResultKind
 
 EXPORTERS = ("torchscript", "dynamo")
 
@@ -76,7 +77,7 @@ class ExportResult:
     export_time_s: float
 
     def to_dict(self) -> dict:
-        return {"kind": "export", **asdict(self)}
+        return {"kind": ResultKind.EXPORT.value, **asdict(self)}
 
 
 def export_model(

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from edgecnn.analysis.profile import profile
 from edgecnn.graph.from_torch import graph_from_module
 from edgecnn.models.zoo import ZOO_STUDY_MODELS, build_zoo_model, zoo_entry
+from edgecnn.schema import ResultKind
 
 
 @dataclass
@@ -36,10 +37,9 @@ class ZooStudy:
     precision: str
     device: str | None
     rows: list[ZooRow]
-    kind: str = "zoo"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"kind": ResultKind.ZOO.value, **asdict(self)}
 
 
 def run_zoo_study(

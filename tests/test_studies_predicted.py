@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import statistics
 import warnings
 
 import numpy as np
@@ -14,7 +13,7 @@ from scipy.stats import spearmanr
 
 from edgecnn.cli import main
 from edgecnn.errors import ConfigError
-from edgecnn.runtime.predicted import predicted_vs_measured, spearman
+from edgecnn.studies.predicted import PvmRow, _summary, predicted_vs_measured, spearman
 
 
 @given(st.lists(st.tuples(st.integers(0, 20), st.integers(0, 20)), min_size=3, max_size=40))
@@ -78,12 +77,26 @@ def test_predicted_vs_measured_small_models():
         assert r.ratio == pytest.approx(r.measured_ms / r.predicted_ms)
         assert r.measured_p90_ms >= r.measured_ms
         assert r.input_shape == [1, 1, 28, 28]
-    assert res.median_ratio == pytest.approx(statistics.median(r.ratio for r in res.rows))
+    ratios = sorted(r.measured_ms / r.predicted_ms for r in res.rows)
+    assert res.median_ratio == pytest.approx((ratios[1] + ratios[2]) / 2)  # 4 rows
     assert -1.0 <= res.spearman <= 1.0
     assert set(res.by_precision) == {"fp32", "int8"}
     # int8 roofline uses the int8 peak: the prediction is never slower than fp32's
     by = {(r.model, r.precision): r for r in res.rows}
     assert by["edge-resnet", "int8"].predicted_ms <= by["edge-resnet", "fp32"].predicted_ms
+
+
+def _row(model, predicted, measured):
+    ratio = measured / predicted
+    return PvmRow(model, "fp32", [1, 3, 8, 8], 1, predicted, measured, measured, ratio, "compute")
+
+
+def test_summary_on_known_rows():
+    rows = [_row("a", 1.0, 3.0), _row("b", 2.0, 1.0), _row("c", 4.0, 5.0)]
+    rho, median = _summary(rows)
+    # ranks: predicted 1,2,3; measured 2,1,3 -> rho = 1 - 6*(1+1+0)/(3*8) = 0.5
+    assert rho == pytest.approx(0.5)
+    assert median == pytest.approx(1.25)  # ratios 3.0, 0.5, 1.25
 
 
 def test_bad_precision_rejected():

@@ -9,8 +9,8 @@ import pytest
 
 from edgecnn.cli import main
 from edgecnn.graph.ir import OpKind
-from edgecnn.hardware.casestudy import run_casestudy
 from edgecnn.hardware.loading import load_model_graph
+from edgecnn.studies.casestudy import run_casestudy
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,18 @@ def test_claims_are_reported_with_reasons(study):
     assert len(study.claims) == 3
     for claim in study.claims:
         assert claim.seed and claim.ours and len(claim.why) > 40
-        assert isinstance(claim.agrees, bool)
+    base, _fused, wino, reuse = study.steps
+    latency, mults, dram = study.claims
+    # the simulated side of each claim, recomputed from the steps
+    assert latency.ours_value == pytest.approx(1 - reuse.latency_s / base.latency_s)
+    assert dram.ours_value == pytest.approx(1 - reuse.dram_bytes / wino.dram_bytes)
+    assert mults.ours_value >= study.steps[1].mults_3x3 / wino.mults_3x3
+    assert (latency.seed_value, mults.seed_value, dram.seed_value) == (0.60, 4.0, 0.75)
+    # agreement is the stated tolerance, and the text shows our figure
+    for claim in study.claims:
+        assert claim.agrees == (abs(claim.ours_value - claim.seed_value) <= claim.tolerance)
+    assert f"{-latency.ours_value:+.0%}" in latency.ours
+    assert f"{mults.ours_value:.2f}x" in mults.ours
 
 
 def test_casestudy_cli_json(capsys):
@@ -55,4 +66,8 @@ def test_casestudy_cli_json(capsys):
         raise SystemExit(0)
     assert exc.value.code == 0
     d = json.loads(capsys.readouterr().out)
+    assert d["kind"] == "casestudy"
     assert [s["step"] for s in d["steps"]][0] == "baseline" and len(d["claims"]) == 3
+    assert [c["agrees"] for c in d["claims"]] == [
+        abs(c["ours_value"] - c["seed_value"]) <= c["tolerance"] for c in d["claims"]
+    ]

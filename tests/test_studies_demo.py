@@ -44,12 +44,13 @@ def test_demo_outputs(demo_run, capsys):
     assert abs(int8["accuracy"] - before_int8["accuracy"]) <= 0.02
     assert int8["macs"] == before_int8["macs"]
     assert int8["size_bytes"] * 3 < before_int8["size_bytes"]
-    if "folded" in stages:  # folding changes neither outputs nor MACs
-        i = [r["stage"] for r in rows].index("folded")
-        assert abs(rows[i]["accuracy"] - rows[i - 1]["accuracy"]) <= 0.002
-        assert rows[i]["macs"] == rows[i - 1]["macs"]
-    if "prune" in stages:  # structured pruning to about half the MACs
-        assert stages["prune"]["macs"] < 0.6 * fp32["macs"]
+    assert [r["stage"] for r in rows] == ["fp32", "prune", "distill", "folded", "int8"]
+    # folding changes neither outputs nor MACs
+    i = [r["stage"] for r in rows].index("folded")
+    assert abs(rows[i]["accuracy"] - rows[i - 1]["accuracy"]) <= 0.002
+    assert rows[i]["macs"] == rows[i - 1]["macs"]
+    # structured pruning to about half the MACs
+    assert stages["prune"]["macs"] < 0.6 * fp32["macs"]
     for s in demo["stages"]:
         assert s["size_bytes"] == (out / s["onnx"]).stat().st_size
         assert s["sim_cycles"] > 0 and s["latency_ms"] > 0
@@ -62,6 +63,16 @@ def test_demo_outputs(demo_run, capsys):
     bench = json.loads((out / "bench.json").read_text())
     assert bench["precision"] == "int8" and bench["baseline_precision"] == "fp32"
     assert demo["int8_speed_ratio"] == pytest.approx(bench["speed_ratio_vs_baseline"])
+    # one interleaved measurement: the summary, the compression report and the INT8 benchmark
+    # show the same medians, and each stage was timed exactly --runs times
+    report = json.loads((out / "compress" / "report.json").read_text())
+    assert [st["latency_ms"] for st in report["steps"]] == [r["latency_ms"] for r in rows]
+    assert bench["latency"]["ort"]["median_ms"] == rows[-1]["latency_ms"]
+    assert bench["latency"]["baseline"]["median_ms"] == rows[-2]["latency_ms"]
+    assert bench["latency"]["ort"]["runs"] == bench["runs"] == 5
+    assert demo["int8_speed_ratio"] == pytest.approx(
+        rows[-2]["latency_ms"] / rows[-1]["latency_ms"]
+    )
     # every JSON the demo writes is a results file the report command accepts
     kinds = {
         r["kind"]
@@ -69,7 +80,6 @@ def test_demo_outputs(demo_run, capsys):
     }
     assert {"demo", "profile", "simulate", "bench", "compress"} <= kinds
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp dirs left
-    assert [r["stage"] for r in rows] == ["fp32", "prune", "distill", "folded", "int8"]
 
 
 def test_demo_report_renders(demo_run):

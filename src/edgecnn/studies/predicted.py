@@ -25,6 +25,7 @@ import torch
 
 from edgecnn.errors import ConfigError, EdgecnnError
 from edgecnn.models.zoo import ZOO_STUDY_MODELS
+from edgecnn.schema import ResultKind
 
 #: The study's zoo without its four heaviest members (VGG-16, Inception v3, ResNet-101/152),
 #: so that measuring every model stays quick.
@@ -63,7 +64,7 @@ class PredictedVsMeasured:
     environment: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"kind": "predicted_vs_measured", **asdict(self)}
+        return {"kind": ResultKind.PREDICTED_VS_MEASURED.value, **asdict(self)}
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
@@ -109,8 +110,8 @@ def predicted_vs_measured(
     """Run the comparison (see the module docstring).
 
     ``quantize(fp32_onnx, int8_onnx, input_shape)`` produces the int8 model for ``int8`` rows;
-    by default the compression package's static INT8 quantizer is used when it is installed,
-    else int8 rows are skipped and listed in ``skipped``.
+    by default the compression package's static INT8 quantizer. Models it refuses are listed in
+    ``skipped``.
     """
     from edgecnn.analysis import profile
     from edgecnn.analysis.devices import probe_host
@@ -146,15 +147,7 @@ def predicted_vs_measured(
                 for prec in precisions:
                     path = fp32
                     if prec == "int8":
-                        if quantize is None:
-                            skipped.append(
-                                {
-                                    "model": name,
-                                    "precision": prec,
-                                    "reason": "no INT8 quantizer installed",
-                                }
-                            )
-                            continue
+                        assert quantize is not None
                         path = Path(d) / "int8.onnx"
                         try:
                             quantize(fp32, path, rm.input_shape)
@@ -221,16 +214,13 @@ def _check_names(models: Sequence[str]) -> None:
         zoo_entry(text)  # raises ModelLoadError with suggestions
 
 
-def default_quantizer() -> Callable[[Path, Path, tuple[int, ...]], None] | None:
-    """The compression package's static INT8 quantizer (U8S8 QDQ), or None if absent.
+def default_quantizer() -> Callable[[Path, Path, tuple[int, ...]], None]:
+    """The compression package's static INT8 quantizer (U8S8 QDQ).
 
     Calibration uses 8 standard-normal inputs: the zoo models here have random weights, so only
     the speed of the quantized graph matters, not its accuracy.
     """
-    try:
-        from edgecnn.compress.quantize import QuantConfig, compact_onnx, quantize_int8
-    except ImportError:
-        return None
+    from edgecnn.compress.quantize import QuantConfig, compact_onnx, quantize_int8
 
     def run(src: Path, dst: Path, input_shape: tuple[int, ...]) -> None:
         import onnx
