@@ -12,6 +12,7 @@ from rich.table import Table
 from edgecnn.cli.app import app
 from edgecnn.cli.common import console, err_console, parse_shape, print_json, track
 from edgecnn.errors import ConfigError
+from edgecnn.io import check_output_path
 
 PRECISION_HELP = "Numeric precision of weights and activations: fp32, fp16 or int8."
 
@@ -59,6 +60,8 @@ def profile(
     shape = parse_shape(input_shape)
     if precision not in ("fp32", "fp16", "int8"):
         raise ConfigError(f"unknown --precision '{precision}': choose fp32, fp16 or int8")
+    if csv_path is not None:
+        check_output_path(csv_path, inputs=[model], option="--csv")
     graph = load_graph(model, shape)
     result = run_profile(graph, precision, device, onchip_bytes)
     if csv_path is not None:
@@ -200,10 +203,7 @@ def zoo(
 
     if precision not in ("fp32", "fp16", "int8"):
         raise ConfigError(f"unknown --precision '{precision}': choose fp32, fp16 or int8")
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out '{out}' exists and is not a directory: choose another path")
-    if not out.parent.is_dir() and str(out.parent) not in ("", "."):
-        raise ConfigError(f"the parent of --out '{out}' does not exist: create it first")
+    check_output_path(out, directory=True)
     models = list(track(ZOO_STUDY_MODELS, "profiling the zoo", quiet=json_out))
     study = run_zoo_study(tuple(models), precision, device)
     out.mkdir(exist_ok=True)

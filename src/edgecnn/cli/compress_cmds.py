@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from edgecnn.cli.app import app
-from edgecnn.cli.common import console, print_json
+from edgecnn.cli.common import console, err_console, print_json
 
 
 @app.command()
@@ -77,7 +77,11 @@ def compress(
     from edgecnn.cli.common import track
     from edgecnn.compress.recipe import load_recipe, run_recipe, with_max_drop
     from edgecnn.data.loaders import load_data
+    from edgecnn.io import check_output_path
 
+    check_output_path(out, inputs=[model, recipe, data], directory=True)
+    if data is None:
+        data = _checkpoint_data(model)
     rec = load_recipe(recipe)
     if max_drop is not None:
         rec = with_max_drop(rec, max_drop)
@@ -111,3 +115,15 @@ def compress(
     for s in report.steps:
         for w in s.details.get("warnings", []):
             console.print(f"[yellow]warning[/]: {s.step}: {w}")
+
+
+def _checkpoint_data(model: str) -> str | None:
+    """The dataset an edgecnn checkpoint was trained on (its ``data_spec``), if it records one."""
+    if not model.lower().endswith((".pt", ".pth", ".ckpt")) or not Path(model).is_file():
+        return None
+    from edgecnn.models.checkpoint import load_checkpoint
+
+    spec = load_checkpoint(model)[1]["extra"].get("data_spec")
+    if spec:
+        err_console.print(f"using the checkpoint's training data: --data {spec}")
+    return spec

@@ -76,6 +76,10 @@ def simulate(
         sparsity=sparsity,
     )
     config = load_accelerator(accel)
+    if csv_out is not None:
+        from edgecnn.io import check_output_path
+
+        check_output_path(csv_out, inputs=[model], option="--csv")
     graph = load_model_graph(model, parse_shape(input_shape))
     result = run(graph, config, opts)
     if csv_out is not None:
@@ -173,18 +177,15 @@ def export_topology(
 
     Example: edgecnn export-topology resnet18 --out resnet18.csv
     """
-    from edgecnn.errors import EdgecnnError
     from edgecnn.hardware.loading import load_model_graph
     from edgecnn.hardware.topology import topology_csv, topology_rows
     from edgecnn.hardware.workload import build_workload
-    from edgecnn.io import atomic_write_text
+    from edgecnn.io import atomic_write_text, check_output_path
 
+    check_output_path(out, inputs=[model])
     graph = load_model_graph(model, parse_shape(input_shape))
     workload = build_workload(graph, fuse=fuse)
-    text = topology_csv(workload)
-    if Path(model).resolve() == out.resolve():
-        raise EdgecnnError(f"--out '{out}' is the input model: choose another output path")
-    atomic_write_text(out, text)
+    atomic_write_text(out, topology_csv(workload))
     rows = topology_rows(workload)
     if as_json:
         print_json({"model": graph.name, "out": str(out), "rows": len(rows)})
@@ -280,7 +281,11 @@ def explore(
     from edgecnn.hardware.explore import load_space, plot_front
     from edgecnn.hardware.loading import load_model_graph
     from edgecnn.hardware.workload import build_workload
+    from edgecnn.io import check_output_path
 
+    png_path = plot or out.with_suffix(".png")
+    check_output_path(out, inputs=[model, space])
+    check_output_path(png_path, inputs=[model, space, out], option="--plot")
     sp = load_space(space)
     workload = build_workload(load_model_graph(model, parse_shape(input_shape)))
 
@@ -290,7 +295,7 @@ def explore(
 
     address = ray_address or ("local" if ray else None)
     result = run_explore(workload, sp, out, ray_address=address, workers=workers, progress=progress)
-    png = plot_front(result, plot or out.with_suffix(".png"))
+    png = plot_front(result, png_path)
     if as_json:
         d = result.to_dict()
         d["plot"] = str(png)

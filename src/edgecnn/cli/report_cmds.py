@@ -24,9 +24,11 @@ def report(
 
     Example: edgecnn report profile.json sim.json out/report.json --out report.html
     """
+    from edgecnn.io import check_output_path
     from edgecnn.report.html import write_report
     from edgecnn.report.kinds import load_results
 
+    check_output_path(out, inputs=results)
     items = load_results(list(results))
     path = write_report(items, out, title=title)
     kinds = sorted({r["kind"] for r in items})

@@ -30,8 +30,10 @@ def export(
 
     Example: edgecnn export resnet18 --out resnet18.onnx --opset 17
     """
+    from edgecnn.io import check_output_path
     from edgecnn.runtime.export import export_model
 
+    check_output_path(out, inputs=[model])
     res = export_model(
         model, out, input_shape=parse_shape(input_shape), opset=opset, dynamic_batch=dynamic_batch
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import math
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -14,6 +16,8 @@ from edgecnn.errors import ConfigError
 from edgecnn.io import check_output_path
 from edgecnn.models.checkpoint import save_checkpoint
 from edgecnn.models.edge import EDGE_MODELS, build_edge_model, train_model
+
+MAX_WIDTH = 8.0  #: largest width multiplier accepted (the models are sized for MNIST-scale data)
 
 
 @dataclass
@@ -46,10 +50,20 @@ def train_checkpoint(
     """Build ``arch`` (seeded), train it on ``data`` and write the checkpoint to ``out``."""
     if arch not in EDGE_MODELS:
         raise ConfigError(f"unknown model '{arch}' for train: choose one of {sorted(EDGE_MODELS)}")
+    takes_width = "width" in inspect.signature(EDGE_MODELS[arch]).parameters
+    if not (math.isfinite(width) and 0 < width <= MAX_WIDTH):
+        raise ConfigError(f"--width must be in (0, {MAX_WIDTH}], got {width}")
+    if width != 1.0 and not takes_width:
+        with_width = sorted(
+            n for n, f in EDGE_MODELS.items() if "width" in inspect.signature(f).parameters
+        )
+        raise ConfigError(
+            f"'{arch}' has no width multiplier: drop --width or use {', '.join(with_width)}"
+        )
     check_output_path(out)
     splits = load_data(data)
     kwargs: dict = {"num_classes": splits.num_classes, "in_channels": splits.input_shape[1]}
-    if arch == "edge-mobilenet" and width != 1.0:
+    if width != 1.0:
         kwargs["width"] = width
     torch.manual_seed(seed)
     model = build_edge_model(arch, **kwargs)
@@ -64,8 +78,11 @@ def train_checkpoint(
         threads=threads,
         progress=progress,
     )
+    builtin = str(data).lower() in ("mnist", "mnist5k", "digits")
     extra = {
         "data": splits.name,
+        # what `compress`/`demo` pass as --data when none is given
+        "data_spec": str(data).lower() if builtin else str(Path(data).resolve()),
         "test_accuracy": res.test_accuracy,
         "epochs": epochs,
         "seed": seed,

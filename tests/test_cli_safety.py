@@ -1,0 +1,186 @@
+"""The user's files are safe: outputs never overwrite inputs, failed writes are one line, SIGTERM
+cleans up, and a checkpoint remembers its training data."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import run_cli
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A trained checkpoint (digits, one epoch), its ONNX export and a results JSON."""
+    d = tmp_path_factory.mktemp("inputs")
+    ckpt, onnx_path, results = d / "model.pt", d / "model.onnx", d / "r.json"
+    from edgecnn.cli import main
+
+    for argv in (
+        ["train", "edge-resnet", "--data", "digits", "--epochs", "1", "--out", str(ckpt)],
+        ["export", str(ckpt), "--out", str(onnx_path)],
+    ):
+        try:
+            main([*argv, "--json"])
+        except SystemExit as e:
+            assert e.code == 0
+    from edgecnn.analysis import profile
+    from edgecnn.graph.from_onnx import graph_from_onnx
+
+    results.write_text(json.dumps(profile(graph_from_onnx(onnx_path)).to_dict()))
+    return {"ckpt": ckpt, "onnx": onnx_path, "results": results, "dir": d}
+
+
+def _snapshot(d: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.is_file()}
+
+
+def _one_line_exit_2(args, capsys) -> str:
+    code, out, err = run_cli(args, capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("edgecnn: error:"), (args, err)
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "make_args",
+    [
+        lambda f: ["export", str(f["ckpt"]), "--out", str(f["ckpt"])],
+        lambda f: ["profile", str(f["onnx"]), "--csv", str(f["onnx"])],
+        lambda f: ["simulate", str(f["onnx"]), "--csv", str(f["onnx"])],
+        lambda f: ["report", str(f["results"]), "--out", str(f["results"])],
+        lambda f: ["export-topology", str(f["onnx"]), "--out", str(f["onnx"])],
+        lambda f: [
+            "explore",
+            str(f["onnx"]),
+            "--space",
+            "src/edgecnn/hardware/presets/space-example.yaml",
+            "--out",
+            str(f["onnx"]),
+        ],
+        lambda f: [
+            "explore",
+            str(f["onnx"]),
+            "--space",
+            "src/edgecnn/hardware/presets/space-example.yaml",
+            "--out",
+            str(f["dir"] / "points.jsonl"),
+            "--plot",
+            str(f["dir"] / "points.jsonl"),
+        ],
+        lambda f: [
+            "compress",
+            str(f["ckpt"]),
+            "--recipe",
+            "recipes/int8.yaml",
+            "--out",
+            str(f["dir"]),
+        ],
+    ],
+    ids=["export", "profile-csv", "simulate-csv", "report", "topology", "explore", "plot", "dir"],
+)
+def test_output_equal_to_an_input_is_refused(files, make_args, capsys):
+    before = _snapshot(files["dir"])
+    line = _one_line_exit_2(make_args(files), capsys)
+    assert "overwrite the input" in line
+    assert _snapshot(files["dir"]) == before  # nothing changed, nothing added
+
+
+def test_output_that_is_a_directory_is_refused(files, tmp_path, capsys):
+    for args in (
+        ["export", str(files["ckpt"]), "--out", str(tmp_path)],
+        ["report", str(files["results"]), "--out", str(tmp_path)],
+        ["profile", str(files["onnx"]), "--csv", str(tmp_path)],
+    ):
+        assert "is a directory" in _one_line_exit_2(args, capsys)
+
+
+def test_a_failed_write_is_one_line(files, tmp_path, capsys, monkeypatch):
+    def full(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    out = tmp_path / "r.html"
+    line = _one_line_exit_2(["report", str(files["results"]), "--out", str(out)], capsys)
+    assert "No space left on device" in line
+    assert list(tmp_path.iterdir()) == []  # the temporary file is gone
+
+
+@pytest.mark.parametrize(
+    "width, needle", [("-1", "--width must be in"), ("0", "--width must be in"), ("nan", "in")]
+)
+def test_train_width_validated_before_training(tmp_path, capsys, width, needle):
+    out = tmp_path / "m.pt"
+    line = _one_line_exit_2(
+        ["train", "edge-mobilenet", "--width", width, "--out", str(out)], capsys
+    )
+    assert needle in line and not out.exists()
+
+
+def test_train_width_refused_for_a_model_without_one(tmp_path, capsys):
+    line = _one_line_exit_2(
+        ["train", "edge-resnet", "--width", "2", "--out", str(tmp_path / "m.pt")], capsys
+    )
+    assert "no width multiplier" in line and "edge-mobilenet" in line
+
+
+def test_compress_uses_the_checkpoints_data(files, tmp_path, capsys):
+    out = tmp_path / "folded"
+    (tmp_path / "fold.yaml").write_text("steps:\n  - step: fold\n")
+    code, stdout, err = run_cli(
+        [
+            "compress",
+            str(files["ckpt"]),
+            "--recipe",
+            str(tmp_path / "fold.yaml"),
+            "--out",
+            str(out),
+            "--json",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    rep = json.loads(stdout)
+    assert rep["data"] == "digits"
+    assert all(s["accuracy"] is not None for s in rep["steps"])  # measured on digits' test split
+
+
+def test_sigterm_cleans_up_and_exits_130(files, tmp_path):
+    """SIGTERM during compress: 'edgecnn: interrupted', exit 130, no temporary files left."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    out = tmp_path / "out"
+    recipe = tmp_path / "slow.yaml"
+    recipe.write_text(
+        "steps:\n  - step: prune\n    method: structured\n    target_macs_reduction: 0.5\n"
+        "    finetune_epochs: 50\n    rounds: 4\n"
+    )
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgecnn", "compress", str(files["ckpt"]), "--recipe", str(recipe)]
+        + ["--data", "digits", "--out", str(out), "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(tmp.iterdir()):
+        time.sleep(0.2)  # wait until the work directory exists: the run is under way
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "edgecnn: interrupted"
+    assert list(tmp.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert not out.exists()
