@@ -195,3 +195,21 @@ def test_dataflow_tables_are_complete():
     from edgecnn.hardware.mapping import FOLD_AXES, OPERAND_ROLES
 
     assert set(FOLD_AXES) == set(Dataflow) == set(OPERAND_ROLES)
+
+
+def test_results_carry_their_kind():
+    from edgecnn.analysis import profile
+
+    g = chain_graph(hw=8, depth=1)
+    assert simulate(g, ARRAY).to_dict()["kind"] == "simulate"
+    assert profile(g).to_dict()["kind"] == "profile"
+
+
+def test_concat_is_a_copy_and_reshape_a_view():
+    a, b = TensorInfo("a", (1, 4, 8, 8)), TensorInfo("b", (1, 4, 8, 8))
+    cat_out, flat = TensorInfo("cat", (1, 8, 8, 8)), TensorInfo("flat", (1, 512))
+    cat = Layer("cat", OpKind.CONCAT, [a, b], [cat_out])
+    view = Layer("flatten", OpKind.RESHAPE, [cat_out], [flat])
+    res = simulate(Graph("g", [cat, view], [a, b], [flat]), ARRAY, SimOptions(fmap_reuse=False))
+    assert [r.name for r in res.layers] == ["cat"]
+    assert res.layers[0].dram_bytes == 2 * 512  # reads 2 x 256 int8 words, writes 512

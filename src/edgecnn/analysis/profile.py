@@ -20,14 +20,14 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from edgecnn.analysis.costs import ALIAS_KINDS, MAC_KINDS, layer_cost
+from edgecnn.analysis.costs import MAC_KINDS, layer_cost
 from edgecnn.analysis.devices import Device, get_device
 from edgecnn.analysis.fusion import fused_groups
 from edgecnn.analysis.memory import peak_activation_bytes
 from edgecnn.analysis.roofline import roofline
 from edgecnn.analysis.traffic import dram_traffic
 from edgecnn.errors import ConfigError
-from edgecnn.graph.ir import PRECISION_BYTES, Graph, Layer
+from edgecnn.graph.ir import ALIAS_KINDS, PRECISION_BYTES, Graph, Layer
 
 
 @dataclass

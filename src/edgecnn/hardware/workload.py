@@ -7,9 +7,12 @@ follows a conv/linear (its only consumer) is folded into it and a following acti
 so neither costs a pass over the feature map; with ``fuse=False`` each runs as its own vector
 pass (the baseline of the case study).
 
-Zero-cost ops (reshape, flatten, dropout, cast, constants, concat, split, slice) move no data:
-their outputs alias their inputs. Operators without a model (transposed conv, attention, unknown)
-are listed in ``unknown`` and costed as one vector pass over their tensors, never as zero.
+Alias ops (:data:`edgecnn.graph.ir.ALIAS_KINDS`: reshape/flatten/identity, dropout, constants,
+split) move no data: their outputs alias their inputs, exactly as in :mod:`edgecnn.analysis`.
+Concat, slice/gather, cast, transpose and pad are copies: one vector pass that reads the inputs
+and writes the output (the reasons are in :data:`edgecnn.graph.ir.MOVES_DATA`). Operators
+without a model (attention, unknown) are listed in ``unknown`` and costed as one vector pass over
+their tensors, never as zero.
 """
 
 from __future__ import annotations
@@ -17,19 +20,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from edgecnn.analysis.fusion import alias_roots, fused_groups
 from edgecnn.errors import ShapeError
 from edgecnn.graph.ir import Graph, Layer, OpKind
 from edgecnn.hardware.tiling import ConvShape
 
-ALIAS_OPS = {
-    OpKind.RESHAPE,
-    OpKind.DROPOUT,
-    OpKind.CAST,
-    OpKind.CONSTANT,
-    OpKind.CONCAT,
-    OpKind.SPLIT,
-    OpKind.SLICE,
-}
 UNMODELLED_OPS = {OpKind.CONV_TRANSPOSE, OpKind.ATTENTION, OpKind.UNKNOWN}
 
 
@@ -158,13 +153,10 @@ def _vector_ops(layer: Layer) -> int:
 
 def build_workload(graph: Graph, fuse: bool = True) -> Workload:
     """Work items of ``graph`` (see the module docstring). ``fuse`` folds BN and fuses activations."""
-    consumers = graph.consumers()
-    alias: dict[str, str] = {}
+    roots = alias_roots(graph)
 
     def root(name: str) -> str:
-        while name in alias:
-            name = alias[name]
-        return name
+        return roots.get(name, name)
 
     def tensors(infos: list) -> tuple[tuple[str, int], ...]:
         return tuple((root(t.name), t.numel) for t in infos)
@@ -172,20 +164,15 @@ def build_workload(graph: Graph, fuse: bool = True) -> Workload:
     absorbed: set[int] = set()
     fused_into: dict[int, list[Layer]] = {}
     if fuse:
-        by_id = {id(layer): i for i, layer in enumerate(graph.layers)}
-        for anchor, chain in _fusion_chains(graph, consumers):
-            fused_into[id(anchor)] = chain
-            absorbed.update(by_id[id(x)] for x in chain)
+        for group in fused_groups(graph):
+            if len(group.layers) > 1:
+                fused_into[id(group.anchor)] = group.layers[1:]
+                absorbed.update(id(x) for x in group.layers[1:])
 
     items: list[Work] = []
     unknown: list[str] = []
-    for i, layer in enumerate(graph.layers):
-        if i in absorbed:
-            continue
-        if layer.op in ALIAS_OPS:
-            if layer.inputs:
-                for t in layer.outputs:
-                    alias[t.name] = layer.inputs[0].name
+    for layer in graph.layers:
+        if id(layer) in absorbed or layer.op.is_alias:
             continue
         if layer.op in (OpKind.CONV, OpKind.LINEAR, OpKind.MATMUL):
             if layer.op == OpKind.CONV:
@@ -231,35 +218,3 @@ def build_workload(graph: Graph, fuse: bool = True) -> Workload:
         graph_outputs={root(t.name) for t in graph.outputs},
         unknown=unknown,
     )
-
-
-def _fusion_chains(
-    graph: Graph, consumers: dict[str, list[Layer]]
-) -> list[tuple[Layer, list[Layer]]]:
-    """(anchor, absorbed layers) pairs: :func:`edgecnn.analysis.fusion.fused_groups` when available.
-
-    The fallback folds a BatchNorm that is the only reader of a conv/linear output and fuses an
-    activation that is the only reader of that.
-    """
-    try:
-        from edgecnn.analysis.fusion import fused_groups
-    except ImportError:  # pragma: no cover - the analysis package ships with edgecnn
-        fused_groups = None
-    if fused_groups is not None:
-        return [(g.layers[0], list(g.layers[1:])) for g in fused_groups(graph) if len(g.layers) > 1]
-    out = []
-    for layer in graph.layers:
-        if layer.op not in (OpKind.CONV, OpKind.LINEAR):
-            continue
-        chain: list[Layer] = []
-        cur = layer
-        for want in (OpKind.BATCHNORM, OpKind.ACTIVATION):
-            if len(cur.outputs) != 1:
-                break
-            nxt = consumers.get(cur.outputs[0].name, [])
-            if len(nxt) == 1 and nxt[0].op == want and len(nxt[0].inputs) == 1:
-                chain.append(nxt[0])
-                cur = nxt[0]
-        if chain:
-            out.append((layer, chain))
-    return out
