@@ -126,13 +126,25 @@ def linear_shape_of(layer: Layer) -> ConvShape:
 
 
 def matmul_shape_of(layer: Layer) -> ConvShape:
-    """An activation x activation matmul (..., M, K) x (..., K, N) as a GEMM on the array."""
+    """An activation x activation matmul ``(..., M, K) x (..., K, N)`` as a grouped GEMM.
+
+    The ``G = prod(b.shape[:-2])`` matrices of the second operand (batch x heads) are ``G``
+    groups; each group multiplies its ``M' = M * batch_a / G`` rows (``M`` times the leading
+    dims of ``a`` that ``b`` broadcasts over) by its ``K x N`` matrix. MACs = ``G * M' * K * N``
+    = output elements x K, exactly :func:`edgecnn.analysis.costs.matmul_cost`.
+    """
     a, b = layer.inputs[0].shape, layer.inputs[1].shape
-    m = math.prod(a[:-1]) if len(a) > 1 else 1
-    k = a[-1]
-    n = b[-1]
-    batch_b = math.prod(b[:-2]) if len(b) > 2 else 1
-    return ConvShape(m, k * batch_b, n * batch_b, 1, 1, 1, 1, groups=batch_b)
+    if len(a) < 1 or len(b) < 2:
+        raise ShapeError(
+            f"matmul layer {layer.name}: expected (..., M, K) x (..., K, N), got {a} x {b}"
+        )
+    k, n = a[-1], b[-1]
+    groups = math.prod(b[:-2]) if len(b) > 2 else 1
+    batch_a = math.prod(a[:-2]) if len(a) > 2 else 1
+    m = (a[-2] if len(a) > 1 else 1) * max(batch_a, groups) // groups
+    if groups == 1:
+        m = math.prod(a[:-1]) if len(a) > 1 else 1
+    return ConvShape(m, k * groups, n * groups, 1, 1, 1, 1, groups=groups)
 
 
 def _vector_ops(layer: Layer) -> int:
