@@ -1,8 +1,9 @@
 """Turn a network :class:`~edgecnn.graph.Graph` into accelerator work items.
 
-Each conv/linear/matmul layer becomes a :class:`ArrayWork` (a convolution shape run on the PE
-array); pooling, elementwise, activations that could not be fused, normalisations and the like
-become :class:`VectorWork` on the vector unit. With ``fuse=True`` a BatchNorm that directly
+Each conv/transposed conv/linear/matmul layer becomes a :class:`ArrayWork` (a convolution shape
+run on the PE array, :data:`ARRAY_SHAPES`; transposed convs by sub-pixel decomposition);
+pooling, elementwise, activations that could not be fused, normalisations and the like become
+:class:`VectorWork` on the vector unit. With ``fuse=True`` a BatchNorm that directly
 follows a conv/linear (its only consumer) is folded into it and a following activation is fused,
 so neither costs a pass over the feature map; with ``fuse=False`` each runs as its own vector
 pass (the baseline of the case study).
@@ -18,6 +19,7 @@ their tensors, never as zero.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edgecnn.analysis.fusion import alias_roots, fused_groups
@@ -25,7 +27,7 @@ from edgecnn.errors import ShapeError
 from edgecnn.graph.ir import Graph, Layer, OpKind
 from edgecnn.hardware.tiling import ConvShape
 
-UNMODELLED_OPS = {OpKind.CONV_TRANSPOSE, OpKind.ATTENTION, OpKind.UNKNOWN}
+UNMODELLED_OPS = {OpKind.ATTENTION, OpKind.UNKNOWN}
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,45 @@ def conv_shape_of(layer: Layer) -> ConvShape:
     return ConvShape(b, c, k, h, w, r, s, sh, sw, pad[0], pad[1], pad[2], pad[3], dh, dw, groups)
 
 
+def conv_transpose_shape_of(layer: Layer) -> ConvShape:
+    """A transposed conv as its sub-pixel decomposition: one stride-1 conv on the array.
+
+    A ConvTranspose of stride ``(sh, sw)`` is ``sh * sw`` phase convolutions over the *input*
+    (no zero insertion), phase ``(a, b)`` writing the output pixels ``(sh*y + a, sw*x + b)``
+    with the kernel taps of that phase. Stacked along the output channels they are one
+    stride-1 conv: kernel ``kr = ceil(R' / sh)`` x ``kc = ceil(S' / sw)`` (``R' = dh (R - 1) + 1``,
+    the dilated extent; phases with fewer taps are zero-padded), ``K * sh * sw`` output channels,
+    the same groups, ``ceil(OH / sh) x ceil(OW / sw)`` output pixels (padded so the conv yields
+    exactly that many); a pixel shuffle (free: a re-indexing of the output write) interleaves them.
+
+    Array MACs = ``N * ceil(OH/sh) * ceil(OW/sw) * K * sh * sw * (C/G) * kr * kc``, i.e.
+    profile's ConvTranspose MACs (``N*C*H*W*(K/G)*R*S``) times
+    ``(ceil(OH/sh) * sh * kr) / (H * R)`` times the same factor for the width: **equal** when the
+    kernel is a multiple of the stride and ``OH = sh * H`` (k=4/s=2/p=1, k=2/s=2/p=0, and any
+    stride-1 transposed conv with ``p = (R-1)/2``), more otherwise (k=3/s=2/p=1/op=1: 16/9).
+    The weight tile is counted at the decomposed size ``K*sh*sw * (C/G) * kr * kc``.
+    """
+    if not layer.inputs or len(layer.inputs[0].shape) != 4 or len(layer.outputs[0].shape) != 4:
+        raise ShapeError(
+            f"conv_transpose layer {layer.name}: expected 4-D NCHW tensors, "
+            f"got {[t.shape for t in layer.inputs]} -> {[t.shape for t in layer.outputs]}"
+        )
+    b, c, h, w = layer.inputs[0].shape
+    _, k, oh, ow = layer.outputs[0].shape
+    groups = int(layer.attr("groups", 1) or 1)
+    wshape = layer.params.get("weight")
+    r, s = (wshape[2], wshape[3]) if wshape is not None else _pair(layer.attr("kernel"), 1)
+    sh, sw = _pair(layer.attr("stride"), 1)
+    dh, dw = _pair(layer.attr("dilation"), 1)
+    kr, kc = math.ceil((dh * (r - 1) + 1) / sh), math.ceil((dw * (s - 1) + 1) / sw)
+    sub_h, sub_w = math.ceil(oh / sh), math.ceil(ow / sw)
+    pad_h, pad_w = max(0, sub_h - h + kr - 1), max(0, sub_w - w + kc - 1)
+    top, left = min(kr - 1, pad_h), min(kc - 1, pad_w)
+    return ConvShape(
+        b, c, k * sh * sw, h, w, kr, kc, 1, 1, top, left, pad_h - top, pad_w - left, 1, 1, groups
+    )
+
+
 def linear_shape_of(layer: Layer) -> ConvShape:
     """A linear layer (weight (out, in)) as a 1x1 conv; leading input dims form the batch."""
     x = layer.inputs[0].shape
@@ -163,6 +204,15 @@ def _vector_ops(layer: Layer) -> int:
     return max(out, layer.input_numel)
 
 
+ARRAY_SHAPES: dict[OpKind, Callable[[Layer], ConvShape]] = {
+    OpKind.CONV: conv_shape_of,
+    OpKind.CONV_TRANSPOSE: conv_transpose_shape_of,
+    OpKind.LINEAR: linear_shape_of,
+    OpKind.MATMUL: matmul_shape_of,
+}
+"""The ops that run on the PE array, each with the function giving its GEMM as a ConvShape."""
+
+
 def build_workload(graph: Graph, fuse: bool = True) -> Workload:
     """Work items of ``graph`` (see the module docstring). ``fuse`` folds BN and fuses activations."""
     roots = alias_roots(graph)
@@ -186,13 +236,8 @@ def build_workload(graph: Graph, fuse: bool = True) -> Workload:
     for layer in graph.layers:
         if id(layer) in absorbed or layer.op.is_alias:
             continue
-        if layer.op in (OpKind.CONV, OpKind.LINEAR, OpKind.MATMUL):
-            if layer.op == OpKind.CONV:
-                shape = conv_shape_of(layer)
-            elif layer.op == OpKind.LINEAR:
-                shape = linear_shape_of(layer)
-            else:
-                shape = matmul_shape_of(layer)
+        if layer.op in ARRAY_SHAPES:
+            shape = ARRAY_SHAPES[layer.op](layer)
             chain = fused_into.get(id(layer), [])
             last = chain[-1] if chain else layer
             sparsity = float(layer.attr("weight_sparsity", 0.0) or 0.0)
