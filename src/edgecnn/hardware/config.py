@@ -53,6 +53,18 @@ class Winograd(str, Enum):
         return {"none": 0, "F2": 2, "F4": 4}[self.value]
 
 
+class InterfaceBandwidth(str, Enum):
+    """How DRAM bandwidth is set, after SCALE-Sim's ``[run_presets] InterfaceBandwidth``.
+
+    ``USER``: ``dram_bw_bytes_per_cycle`` (SCALE-Sim's ``Bandwidth``) limits transfers, so layers
+    may stall. ``CALC``: the interface is sized to what each layer needs, so nothing stalls
+    (total cycles = compute cycles; DRAM bytes are still counted).
+    """
+
+    USER = "user"
+    CALC = "calc"
+
+
 def _enum(cls: type[Enum], value: Any, name: str) -> Any:
     if isinstance(value, cls):
         return value
@@ -140,6 +152,8 @@ class AcceleratorConfig:
     shared_sram_bytes: int = 0
     double_buffering: bool = True
     dram_bw_bytes_per_cycle: float = 16.0
+    interface_bandwidth: InterfaceBandwidth = InterfaceBandwidth.USER
+    """``calc``: stall-free interface (SCALE-Sim's CALC mode); ``user``: the bandwidth above."""
     clock_hz: float = 1.0e9
     winograd: Winograd = Winograd.NONE
     zero_skipping: bool = False
@@ -150,6 +164,11 @@ class AcceleratorConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "dataflow", _enum(Dataflow, self.dataflow, "dataflow"))
         object.__setattr__(self, "winograd", _enum(Winograd, self.winograd, "winograd"))
+        object.__setattr__(
+            self,
+            "interface_bandwidth",
+            _enum(InterfaceBandwidth, self.interface_bandwidth, "interface_bandwidth"),
+        )
         object.__setattr__(self, "precisions", tuple(self.precisions))
         for name in ("rows", "cols"):
             v = getattr(self, name)
@@ -200,6 +219,13 @@ class AcceleratorConfig:
         return self.rows * self.cols
 
     @property
+    def stall_bw_bytes_per_cycle(self) -> float:
+        """The bandwidth stalls are computed with: infinite (no stalls) in ``calc`` mode."""
+        if self.interface_bandwidth is InterfaceBandwidth.CALC:
+            return math.inf
+        return self.dram_bw_bytes_per_cycle
+
+    @property
     def lanes(self) -> int:
         """Vector-unit ops per cycle."""
         return self.vector_lanes or self.cols
@@ -231,6 +257,7 @@ class AcceleratorConfig:
         d = dataclasses.asdict(self)
         d["dataflow"] = self.dataflow.value
         d["winograd"] = self.winograd.value
+        d["interface_bandwidth"] = self.interface_bandwidth.value
         d["precisions"] = list(self.precisions)
         d["pes"] = self.pes
         d["sram_bytes"] = self.sram_bytes
@@ -313,7 +340,10 @@ def load_scalesim_cfg(path: str | Path) -> AcceleratorConfig:
     """Read a SCALE-Sim ``.cfg`` (array size, SRAM KB per operand, dataflow, bandwidth).
 
     SCALE-Sim works in 1-byte words (int8) and double-buffers every SRAM; other sections
-    (layout, sparsity, run presets) are ignored. ``Bandwidth`` is words (= bytes) per cycle.
+    (layout, sparsity) are ignored. ``Bandwidth`` is words (= bytes) per cycle.
+    ``[run_presets] InterfaceBandwidth``: ``CALC`` sizes the interface so nothing stalls
+    (:attr:`InterfaceBandwidth.CALC`), ``USER`` uses ``Bandwidth`` (which it then requires);
+    without the key, ``Bandwidth`` (or the default) applies as in ``USER``.
     """
     p = Path(path)
     parser = configparser.ConfigParser(strict=False, inline_comment_prefixes=("#", ";"))
@@ -336,6 +366,19 @@ def load_scalesim_cfg(path: str | Path) -> AcceleratorConfig:
                 values[target] = conv(sec[key])
             except ValueError:
                 raise ConfigError(f"'{p}': {key} = {sec[key]!r} is not a number") from None
+    mode = parser.get("run_presets", "interfacebandwidth", fallback=None)
+    mode = sec.get("interfacebandwidth", mode)  # tolerated in [architecture_presets] too
+    if mode is not None:
+        try:
+            values["interface_bandwidth"] = InterfaceBandwidth(mode.strip().lower())
+        except ValueError:
+            raise ConfigError(
+                f"'{p}': InterfaceBandwidth = {mode.strip()!r} is not valid: choose CALC or USER"
+            ) from None
+        if values["interface_bandwidth"] is InterfaceBandwidth.USER and "bandwidth" not in sec:
+            raise ConfigError(
+                f"'{p}': InterfaceBandwidth = USER needs Bandwidth in [architecture_presets]"
+            )
     return AcceleratorConfig(**values)
 
 

@@ -291,7 +291,7 @@ def _vector_layer(
     dram_out = sum(n for name, n in item.outputs if name not in resident) * wb
     compute = max(1, math.ceil(item.ops / accel.lanes))
     stall = _stall(
-        compute, dram_in + dram_out, accel.dram_bw_bytes_per_cycle, accel.double_buffering
+        compute, dram_in + dram_out, accel.stall_bw_bytes_per_cycle, accel.double_buffering
     )
     sram = {"ifmap": in_words + dram_in // wb, "filter": 0, "ofmap": out_words + dram_out // wb}
     energy = _energy(accel, precision, 0, sram, dram_in + dram_out, item.ops)
@@ -444,7 +444,7 @@ def _search(item: ArrayWork, ctx: _Context, comp: _Compute, place: _Placement) -
         Operands(ctx.wb, ctx.pb, comp.weight_scale, place.in_res, place.out_res),
         _tile_budget(ctx, place.live_bytes),
         comp.cycles,
-        accel.dram_bw_bytes_per_cycle,
+        accel.stall_bw_bytes_per_cycle,
         accel.double_buffering,
         ctx.opts.objective,
         e.dram_pj_per_byte,
@@ -555,7 +555,7 @@ def _scalesim_layer(
         ifb, fb = accel.ifmap_sram_bytes, accel.filter_sram_bytes
     d_in, d_w, d_out = fixed_schedule_dram(shape, rows, cols, accel.dataflow, ifb // wb, fb // wb)
     dram = (d_in + d_w + d_out) * wb
-    stall = _stall(c.compute_cycles, dram, accel.dram_bw_bytes_per_cycle, accel.double_buffering)
+    stall = _stall(c.compute_cycles, dram, accel.stall_bw_bytes_per_cycle, accel.double_buffering)
     cycles = c.compute_cycles + stall
     sram_words = {
         "ifmap": c.ifmap_sram_reads + d_in,
