@@ -163,3 +163,29 @@ def test_scalesim_user_bandwidth_needs_a_bandwidth(tmp_path):
     with pytest.raises(ConfigError, match="CALC or USER"):
         _bw_cfg(tmp_path, "FAST")
     assert _bw_cfg(tmp_path, "CALC", bw="").stall_bw_bytes_per_cycle == float("inf")
+
+
+def test_edge_tpu_link_and_sram_come_from_the_device_catalog():
+    from edgecnn.analysis.devices import get_device
+
+    coral = get_device("coral-edgetpu")
+    assert coral.dram_bytes_per_s == 0.625e9  # USB 3.0, 5 Gb/s
+    tpu = load_preset("edge-tpu")
+    assert tpu.dram_bw_bytes_per_cycle == pytest.approx(coral.dram_bytes_per_s / tpu.clock_hz)
+    assert tpu.dram_bw_bytes_per_cycle == pytest.approx(1.302, abs=1e-3)
+    assert tpu.shared_sram_bytes == coral.onchip_bytes == 8 * 2**20
+
+
+def test_device_key_rejects_a_second_bandwidth_and_unknown_devices(tmp_path):
+    from edgecnn.hardware.config import accelerator_from_dict
+
+    base = {"rows": 4, "cols": 4, "clock_hz": 1e9, "device": "coral-edgetpu"}
+    assert accelerator_from_dict(base).dram_bw_bytes_per_cycle == pytest.approx(0.625)
+    with pytest.raises(ConfigError, match="not both"):
+        accelerator_from_dict({**base, "dram_bw_bytes_per_cycle": 8})
+    with pytest.raises(ConfigError, match="not in the device catalog"):
+        accelerator_from_dict({**base, "device": "coral"})
+    with pytest.raises(ConfigError, match="clock_hz"):
+        accelerator_from_dict({"rows": 4, "cols": 4, "device": "coral-edgetpu"})
+    own = accelerator_from_dict({**base, "shared_sram_kb": 64})
+    assert own.shared_sram_bytes == 64 * 1024  # an explicit buffer wins over the catalog's

@@ -1,6 +1,7 @@
 """Per-layer and total cost of a network: compute, parameters, traffic, memory, roofline.
 
-``profile(graph, precision, device, onchip_bytes)`` is what ``edgecnn profile`` prints.
+``profile(graph, precision, device, onchip_bytes)`` is what ``edgecnn profile`` prints; without
+``onchip_bytes`` the device's on-chip memory (catalog ``onchip_bytes``) is the buffer.
 
 * ``macs``/``flops`` follow :mod:`edgecnn.analysis.costs`.
 * ``params`` is the source model's own parameter count (before folding); per layer, the
@@ -90,17 +91,23 @@ def profile(
     graph: Graph,
     precision: str = "fp32",
     device: str | Device | None = None,
-    onchip_bytes: int = 0,
+    onchip_bytes: int | None = None,
 ) -> ProfileResult:
-    """Analyse ``graph`` at ``precision`` (fp32/fp16/int8), optionally on ``device``."""
+    """Analyse ``graph`` at ``precision`` (fp32/fp16/int8), optionally on ``device``.
+
+    ``onchip_bytes=None`` takes the device's on-chip memory when the catalog gives one (else 0);
+    an explicit value, 0 included, wins.
+    """
     if precision not in PRECISION_BYTES:
         raise ConfigError(
             f"unknown precision '{precision}': choose one of {', '.join(PRECISION_BYTES)}"
         )
+    dev = get_device(device) if isinstance(device, str) else device
+    if onchip_bytes is None:
+        onchip_bytes = (dev.onchip_bytes or 0) if dev is not None else 0
     if onchip_bytes < 0:
         raise ConfigError(f"on-chip buffer size must be >= 0 bytes, got {onchip_bytes}")
     bpe = PRECISION_BYTES[precision]
-    dev = get_device(device) if isinstance(device, str) else device
     if dev is not None:
         dev.peak_ops(precision)  # fails early, clearly, for an unsupported precision
 

@@ -278,6 +278,12 @@ def accelerator_from_dict(data: dict[str, Any], source: str = "config") -> Accel
     """Build a config from a plain mapping (TOML/YAML). ``*_sram_kb`` keys are accepted (x1024).
 
     ``macs = N`` is a shorthand for a flat array of N MAC units (``rows = 1, cols = N, flat = true``).
+
+    ``device = NAME`` takes the host/DRAM link and on-chip memory from the sourced device catalog
+    (:mod:`edgecnn.analysis.devices`, ``devices.toml``), so the two never disagree:
+    ``dram_bw_bytes_per_cycle = dram_bytes_per_s / clock_hz`` (``clock_hz`` is required) and,
+    unless a buffer size is given, ``shared_sram_bytes = onchip_bytes``. Giving ``device`` and
+    ``dram_bw_bytes_per_cycle`` together is an error (two sources for one figure).
     """
     if not isinstance(data, dict):
         raise ConfigError(
@@ -287,7 +293,7 @@ def accelerator_from_dict(data: dict[str, Any], source: str = "config") -> Accel
     if "accelerator" in data and isinstance(data["accelerator"], dict) and len(data) <= 2:
         extra = {k: v for k, v in data.items() if k != "accelerator"}
         data = {**data["accelerator"], **extra}
-    valid = sorted(_ACCEL_KEYS | set(_KB_KEYS) | {"macs"})
+    valid = sorted(_ACCEL_KEYS | set(_KB_KEYS) | {"macs", "device"})
     unknown = sorted(set(data) - set(valid))
     if unknown:
         raise ConfigError(
@@ -299,6 +305,8 @@ def accelerator_from_dict(data: dict[str, Any], source: str = "config") -> Accel
             if not isinstance(v, (int, float)) or isinstance(v, bool):
                 raise ConfigError(f"{source}: {kb_key} = {v!r} must be a number of KB")
             data[byte_key] = int(round(v * 1024))
+    if "device" in data:
+        data.update(_from_device(data.pop("device"), data, source))
     if "macs" in data:
         n = data.pop("macs")
         data.update(rows=1, cols=n, flat=True)
@@ -323,6 +331,32 @@ def accelerator_from_dict(data: dict[str, Any], source: str = "config") -> Accel
         return AcceleratorConfig(**data)
     except TypeError as e:  # wrong value types that __post_init__ comparisons trip on
         raise ConfigError(f"{source}: {e}") from None
+
+
+def _from_device(name: Any, data: dict[str, Any], source: str) -> dict[str, Any]:
+    """DRAM bandwidth per cycle (and on-chip SRAM) of catalog device ``name``."""
+    from edgecnn.analysis.devices import load_catalog
+
+    catalog = load_catalog()
+    if name not in catalog:
+        raise ConfigError(
+            f"{source}: device = {name!r} is not in the device catalog: choose one of "
+            f"{', '.join(catalog)}"
+        )
+    if "dram_bw_bytes_per_cycle" in data:
+        raise ConfigError(
+            f"{source}: give either device = {name!r} (its catalog bandwidth) or "
+            "dram_bw_bytes_per_cycle, not both"
+        )
+    clock = data.get("clock_hz")
+    if not isinstance(clock, (int, float)) or isinstance(clock, bool) or not clock > 0:
+        raise ConfigError(f"{source}: device = {name!r} needs clock_hz > 0 to convert bytes/s")
+    dev = catalog[name]
+    out: dict[str, Any] = {"dram_bw_bytes_per_cycle": dev.dram_bytes_per_s / clock}
+    buffers = ("shared_sram_bytes", "ifmap_sram_bytes", "filter_sram_bytes", "ofmap_sram_bytes")
+    if dev.onchip_bytes and not any(k in data for k in buffers):
+        out["shared_sram_bytes"] = dev.onchip_bytes
+    return out
 
 
 _CFG_MAP = {
