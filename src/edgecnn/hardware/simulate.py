@@ -282,7 +282,7 @@ def _vector_layer(
     precision: str,
     in_res: bool,
     out_res: bool,
-    resident: set[str],
+    resident: frozenset[str],
 ) -> LayerResult:
     wb = accel.word_bytes(precision)
     in_words = sum(n for _, n in item.inputs)
