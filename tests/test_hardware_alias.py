@@ -13,6 +13,7 @@ from edgecnn.graph import load_graph
 from edgecnn.graph.ir import ALIAS_KINDS, MOVES_DATA, OpKind
 from edgecnn.hardware import load_accelerator, simulate
 from edgecnn.hardware.workload import build_workload
+from edgecnn.models.zoo import build_zoo_model
 
 ZOO = ["resnet18", "googlenet", "mobilenet_v2", "inception_v3"]
 
@@ -37,12 +38,16 @@ class _Views(nn.Module):
         return self.fc(self.drop(torch.flatten(z, 1)))
 
 
-def _onnx_graph(tmp_path):
-    path = tmp_path / "views.onnx"
+def _onnx_graph(tmp_path, model=None, shape=(1, 3, 16, 16)):
+    path = tmp_path / "model.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _Views().eval(), (torch.randn(1, 3, 16, 16),), str(path), opset_version=17, dynamo=False
+            (model or _Views()).eval(),
+            (torch.randn(*shape),),
+            str(path),
+            opset_version=17,
+            dynamo=False,
         )
     return load_graph(str(path))
 
@@ -96,4 +101,11 @@ def test_profile_and_simulate_agree_on_an_onnx_export(tmp_path):
     graph = _onnx_graph(tmp_path)
     kinds = {layer.op for layer in graph.layers}
     assert {OpKind.CONCAT, OpKind.SPLIT, OpKind.SLICE, OpKind.RESHAPE, OpKind.TRANSPOSE} <= kinds
+    _check_agreement(graph)
+
+
+@pytest.mark.slow
+def test_profile_and_simulate_agree_on_an_onnx_googlenet(tmp_path):
+    graph = _onnx_graph(tmp_path, build_zoo_model("googlenet", device="cpu"), (1, 3, 224, 224))
+    assert graph.of_kind(OpKind.CONCAT)
     _check_agreement(graph)
