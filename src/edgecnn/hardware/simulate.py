@@ -23,6 +23,10 @@ re-transforms after a weight refetch are not counted), so the on-chip weight til
 ``(m+2)^2 / 9`` larger but DRAM weight traffic is unchanged; zero-skipping scales array time and
 MACs by the layer's weight density.
 
+Stalls use :attr:`AcceleratorConfig.stall_bw_bytes_per_cycle` (infinite, so none, for a
+SCALE-Sim ``InterfaceBandwidth: CALC`` config). Transposed convs run on the array by sub-pixel
+decomposition and batched matmuls as grouped GEMMs (:mod:`edgecnn.hardware.workload`).
+
 Energy (picojoules per access, :class:`~edgecnn.hardware.config.EnergyTable`): MACs, three
 register accesses per MAC (two operands, one accumulator), SRAM words moved (array side plus
 DRAM fills and drains) at the buffer's size, DRAM bytes, vector-unit ops.
