@@ -90,3 +90,17 @@ def test_views_are_free():
     g = graph_from_module(Flat(), (1, 3, 4, 4))
     assert len(g.layers) == 1  # the flatten is a view of the input
     assert profile(g).totals.dram_bytes == 4 * (48 * 10 + 10 + 48 + 10)
+
+
+def test_profile_takes_the_devices_onchip_memory_unless_given():
+    from edgecnn.analysis import profile
+    from edgecnn.analysis.devices import get_device
+
+    g = graph_from_module(_chain(), (1, 3, 8, 8))
+    onchip = get_device("k210").onchip_bytes
+    assert onchip == 6 * 2**20
+    assert profile(g, "int8", "k210").onchip_bytes == onchip
+    assert profile(g, "int8", "k210", onchip_bytes=1024).onchip_bytes == 1024
+    assert profile(g, "int8", "k210", onchip_bytes=0).onchip_bytes == 0
+    assert profile(g, "int8").onchip_bytes == 0
+    assert profile(g, "int8", "hailo-8").onchip_bytes == 0  # the catalog gives none

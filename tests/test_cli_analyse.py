@@ -114,3 +114,19 @@ def test_bad_onnx_files_from_the_shell(tmp_path):
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_profile_device_onchip_memory_is_the_default_buffer(capsys):
+    args = ["profile", "resnet18", "--json", "--device", "coral-edgetpu", "--precision", "int8"]
+    code, out, err = run(args, capsys)
+    assert code == 0, err
+    default = json.loads(out)
+    assert default["onchip_bytes"] == 8 * 2**20  # devices.toml: coral-edgetpu onchip_bytes
+    code, out, err = run([*args, "--onchip-bytes", "0"], capsys)
+    assert code == 0, err
+    explicit = json.loads(out)
+    assert explicit["onchip_bytes"] == 0  # an explicit value, 0 included, wins
+    assert default["totals"]["dram_bytes"] < explicit["totals"]["dram_bytes"]
+    code, out, err = run(["profile", "resnet18", "--json", "--precision", "int8"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["onchip_bytes"] == 0  # no device: no buffer

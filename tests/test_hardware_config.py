@@ -122,3 +122,70 @@ def test_precision_support_checked():
     assert seed.word_bytes("fp32") == 4
     with pytest.raises(ConfigError, match="int8"):
         seed.word_bytes("int8")
+
+
+_CFG = (
+    "[general]\nrun_name = bw\n\n[architecture_presets]\nArrayHeight: 8\nArrayWidth: 8\n"
+    "IfmapSramSzkB: 1\nFilterSramSzkB: 1\nOfmapSramSzkB: 1\nDataflow: os\n{bw}"
+    "[run_presets]\nInterfaceBandwidth: {mode}\n"
+)
+
+
+def _bw_cfg(tmp_path, mode, bw="Bandwidth: 1\n"):
+    cfg = tmp_path / f"{mode.lower()}.cfg"
+    cfg.write_text(_CFG.format(mode=mode, bw=bw))
+    return load_accelerator(cfg)
+
+
+@pytest.mark.parametrize("model_cycles", ["tiled", "scalesim"])
+def test_scalesim_calc_bandwidth_never_stalls_user_uses_bandwidth(tmp_path, model_cycles):
+    from edgecnn.graph import load_graph
+    from edgecnn.hardware import InterfaceBandwidth, SimOptions, simulate
+
+    calc, user = _bw_cfg(tmp_path, "CALC"), _bw_cfg(tmp_path, "USER")
+    assert calc.interface_bandwidth is InterfaceBandwidth.CALC
+    assert user.interface_bandwidth is InterfaceBandwidth.USER
+    assert user.stall_bw_bytes_per_cycle == 1.0
+    graph = load_graph("resnet18")
+    opts = SimOptions(model_cycles=model_cycles)
+    t_calc = simulate(graph, calc, opts).totals
+    assert t_calc["stall_cycles"] == 0
+    assert t_calc["cycles"] == t_calc["compute_cycles"]
+    assert t_calc["dram_bytes"] > 0
+    t_user = simulate(graph, user, opts).totals  # 1 byte/cycle, 1 KB buffers: stalls
+    assert t_user["stall_cycles"] > 0
+    assert t_user["cycles"] == t_user["compute_cycles"] + t_user["stall_cycles"]
+
+
+def test_scalesim_user_bandwidth_needs_a_bandwidth(tmp_path):
+    with pytest.raises(ConfigError, match="USER needs Bandwidth"):
+        _bw_cfg(tmp_path, "USER", bw="")
+    with pytest.raises(ConfigError, match="CALC or USER"):
+        _bw_cfg(tmp_path, "FAST")
+    assert _bw_cfg(tmp_path, "CALC", bw="").stall_bw_bytes_per_cycle == float("inf")
+
+
+def test_edge_tpu_link_and_sram_come_from_the_device_catalog():
+    from edgecnn.analysis.devices import get_device
+
+    coral = get_device("coral-edgetpu")
+    assert coral.dram_bytes_per_s == 0.625e9  # USB 3.0, 5 Gb/s
+    tpu = load_preset("edge-tpu")
+    assert tpu.dram_bw_bytes_per_cycle == pytest.approx(coral.dram_bytes_per_s / tpu.clock_hz)
+    assert tpu.dram_bw_bytes_per_cycle == pytest.approx(1.302, abs=1e-3)
+    assert tpu.shared_sram_bytes == coral.onchip_bytes == 8 * 2**20
+
+
+def test_device_key_rejects_a_second_bandwidth_and_unknown_devices(tmp_path):
+    from edgecnn.hardware.config import accelerator_from_dict
+
+    base = {"rows": 4, "cols": 4, "clock_hz": 1e9, "device": "coral-edgetpu"}
+    assert accelerator_from_dict(base).dram_bw_bytes_per_cycle == pytest.approx(0.625)
+    with pytest.raises(ConfigError, match="not both"):
+        accelerator_from_dict({**base, "dram_bw_bytes_per_cycle": 8})
+    with pytest.raises(ConfigError, match="not in the device catalog"):
+        accelerator_from_dict({**base, "device": "coral"})
+    with pytest.raises(ConfigError, match="clock_hz"):
+        accelerator_from_dict({"rows": 4, "cols": 4, "device": "coral-edgetpu"})
+    own = accelerator_from_dict({**base, "shared_sram_kb": 64})
+    assert own.shared_sram_bytes == 64 * 1024  # an explicit buffer wins over the catalog's

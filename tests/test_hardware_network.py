@@ -195,3 +195,54 @@ def test_dataflow_tables_are_complete():
     from edgecnn.hardware.mapping import FOLD_AXES, OPERAND_ROLES
 
     assert set(FOLD_AXES) == set(Dataflow) == set(OPERAND_ROLES)
+
+
+def test_results_carry_their_kind():
+    from edgecnn.analysis import profile
+
+    g = chain_graph(hw=8, depth=1)
+    assert simulate(g, ARRAY).to_dict()["kind"] == "simulate"
+    assert profile(g).to_dict()["kind"] == "profile"
+
+
+def test_concat_is_a_copy_and_reshape_a_view():
+    a, b = TensorInfo("a", (1, 4, 8, 8)), TensorInfo("b", (1, 4, 8, 8))
+    cat_out, flat = TensorInfo("cat", (1, 8, 8, 8)), TensorInfo("flat", (1, 512))
+    cat = Layer("cat", OpKind.CONCAT, [a, b], [cat_out])
+    view = Layer("flatten", OpKind.RESHAPE, [cat_out], [flat])
+    res = simulate(Graph("g", [cat, view], [a, b], [flat]), ARRAY, SimOptions(fmap_reuse=False))
+    assert [r.name for r in res.layers] == ["cat"]
+    assert res.layers[0].dram_bytes == 2 * 512  # reads 2 x 256 int8 words, writes 512
+
+
+# Totals of the tiled model, default options. seed-chip ... eyeriss are the pre-refactor values of
+# simulate (before _tiled_layer was split, issue 9); edge-tpu changed with its catalog link
+# (8 -> 1.30 B/cycle, issue 10): it was 1,680,339 / 2,837,491 cycles.
+GOLDEN = {
+    "resnet18": {
+        "seed-chip": (7831387, 23702400),
+        "tpu-32x32": (1916477, 21046972),
+        "tpu-128x128": (315752, 12111678),
+        "eyeriss": (13109576, 48815186),
+        "edge-tpu": (9156260, 11840670),
+    },
+    "mobilenet_v2": {
+        "seed-chip": (2691714, 12086898),
+        "tpu-32x32": (2692097, 12578708),
+        "tpu-128x128": (2444543, 3634290),
+        "eyeriss": (5068543, 34900408),
+        "edge-tpu": (5110187, 3625347),
+    },
+}
+
+
+@pytest.mark.parametrize("name", list(GOLDEN))
+def test_zoo_totals_on_every_preset_are_unchanged(name):
+    from edgecnn.graph import load_graph
+    from edgecnn.hardware.config import PRESETS
+
+    graph = load_graph(name)
+    assert set(GOLDEN[name]) == set(PRESETS)
+    for preset, (cycles, dram) in GOLDEN[name].items():
+        totals = simulate(graph, load_preset(preset)).totals
+        assert (totals["cycles"], totals["dram_bytes"]) == (cycles, dram), preset

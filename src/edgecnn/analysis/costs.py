@@ -155,11 +155,6 @@ def data_movement_cost(layer: Layer) -> OpCost:
     return OpCost(0, 0)
 
 
-#: Ops whose output is a view of (or identical to) their input: no memory traffic, no storage.
-ALIAS_KINDS: frozenset[OpKind] = frozenset(
-    {OpKind.RESHAPE, OpKind.DROPOUT, OpKind.CONSTANT, OpKind.SPLIT}
-)
-
 #: Ops that carry multiply-accumulates (the ones counted in ``macs``).
 MAC_KINDS: frozenset[OpKind] = frozenset(
     {OpKind.CONV, OpKind.CONV_TRANSPOSE, OpKind.LINEAR, OpKind.MATMUL, OpKind.ATTENTION}

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edgecnn.analysis.costs import ALIAS_KINDS
-from edgecnn.graph.ir import Graph, Layer, OpKind, TensorInfo
+from edgecnn.graph.ir import ALIAS_KINDS, Graph, Layer, OpKind, TensorInfo
 
 FOLDABLE_INTO: frozenset[OpKind] = frozenset({OpKind.CONV, OpKind.CONV_TRANSPOSE, OpKind.LINEAR})
 FUSABLE_ACTIVATIONS: frozenset[OpKind] = frozenset({OpKind.ACTIVATION})

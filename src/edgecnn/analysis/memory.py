@@ -8,9 +8,8 @@ the network runs in), and in-place reuse of an input by its consumer is not assu
 
 from __future__ import annotations
 
-from edgecnn.analysis.costs import ALIAS_KINDS
 from edgecnn.analysis.fusion import alias_roots
-from edgecnn.graph.ir import Graph
+from edgecnn.graph.ir import ALIAS_KINDS, Graph
 
 
 def live_bytes_per_step(graph: Graph, bytes_per_elem: int = 4) -> list[int]:

@@ -1,6 +1,7 @@
 """Per-layer and total cost of a network: compute, parameters, traffic, memory, roofline.
 
-``profile(graph, precision, device, onchip_bytes)`` is what ``edgecnn profile`` prints.
+``profile(graph, precision, device, onchip_bytes)`` is what ``edgecnn profile`` prints; without
+``onchip_bytes`` the device's on-chip memory (catalog ``onchip_bytes``) is the buffer.
 
 * ``macs``/``flops`` follow :mod:`edgecnn.analysis.costs`.
 * ``params`` is the source model's own parameter count (before folding); per layer, the
@@ -20,14 +21,14 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from edgecnn.analysis.costs import ALIAS_KINDS, MAC_KINDS, layer_cost
+from edgecnn.analysis.costs import MAC_KINDS, layer_cost
 from edgecnn.analysis.devices import Device, get_device
 from edgecnn.analysis.fusion import fused_groups
 from edgecnn.analysis.memory import peak_activation_bytes
 from edgecnn.analysis.roofline import roofline
 from edgecnn.analysis.traffic import dram_traffic
 from edgecnn.errors import ConfigError
-from edgecnn.graph.ir import PRECISION_BYTES, Graph, Layer
+from edgecnn.graph.ir import ALIAS_KINDS, PRECISION_BYTES, Graph, Layer
 
 
 @dataclass
@@ -90,17 +91,23 @@ def profile(
     graph: Graph,
     precision: str = "fp32",
     device: str | Device | None = None,
-    onchip_bytes: int = 0,
+    onchip_bytes: int | None = None,
 ) -> ProfileResult:
-    """Analyse ``graph`` at ``precision`` (fp32/fp16/int8), optionally on ``device``."""
+    """Analyse ``graph`` at ``precision`` (fp32/fp16/int8), optionally on ``device``.
+
+    ``onchip_bytes=None`` takes the device's on-chip memory when the catalog gives one (else 0);
+    an explicit value, 0 included, wins.
+    """
     if precision not in PRECISION_BYTES:
         raise ConfigError(
             f"unknown precision '{precision}': choose one of {', '.join(PRECISION_BYTES)}"
         )
+    dev = get_device(device) if isinstance(device, str) else device
+    if onchip_bytes is None:
+        onchip_bytes = (dev.onchip_bytes or 0) if dev is not None else 0
     if onchip_bytes < 0:
         raise ConfigError(f"on-chip buffer size must be >= 0 bytes, got {onchip_bytes}")
     bpe = PRECISION_BYTES[precision]
-    dev = get_device(device) if isinstance(device, str) else device
     if dev is not None:
         dev.peak_ops(precision)  # fails early, clearly, for an unsupported precision
 

@@ -7,7 +7,8 @@ back, so without an on-chip buffer every intermediate feature map crosses the DR
 
 With an on-chip buffer of ``onchip_bytes``, a feature map stays on chip, and costs no DRAM
 traffic, when it fits beside the feature maps already held there; held maps are released after
-their last reader (a greedy, order-preserving allocation). The network's inputs are always read
+their last reader (:func:`edgecnn.analysis.residency.allocate_resident`, the allocator the
+accelerator model uses too). The network's inputs are always read
 from DRAM and its outputs always written to DRAM. Weights are always read from DRAM.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgecnn.analysis.fusion import FusedGroup, alias_roots
+from edgecnn.analysis.residency import Step, allocate_resident
 from edgecnn.graph.ir import Graph
 
 
@@ -42,37 +44,25 @@ def dram_traffic(
     def root(name: str) -> str:
         return roots.get(name, name)
 
-    last_reader: dict[str, int] = {}
-    for i, g in enumerate(groups):
-        if g.is_alias:
-            continue
-        for t in g.inputs:
-            last_reader[root(t.name)] = i
-    graph_outputs = {root(t.name) for t in graph.outputs}
-    resident: dict[str, int] = {}
+    steps = [
+        Step((), ())
+        if g.is_alias
+        else Step(
+            tuple((root(t.name), t.numel * bytes_per_elem) for t in g.inputs),
+            tuple((t.name, t.numel * bytes_per_elem) for t in g.outputs),
+        )
+        for g in groups
+    ]
+    residency = allocate_resident(steps, onchip_bytes, {root(t.name) for t in graph.outputs})
     result: list[GroupTraffic] = []
-    for i, g in enumerate(groups):
+    for g, step in zip(groups, steps, strict=True):
         if g.is_alias:
             result.append(GroupTraffic(g.name, 0, 0, 0))
             continue
-        reads = 0
-        seen: set[str] = set()
-        for t in g.inputs:
-            r = root(t.name)
-            if r in seen:
-                continue
-            seen.add(r)
-            if r not in resident:
-                reads += t.numel * bytes_per_elem
-        writes = 0
-        for t in g.outputs:
-            size = t.numel * bytes_per_elem
-            held = sum(resident.values())
-            if onchip_bytes > 0 and t.name not in graph_outputs and held + size <= onchip_bytes:
-                resident[t.name] = size
-            else:
-                writes += size
-        for r in [r for r in resident if last_reader.get(r, -1) <= i]:
-            del resident[r]
+        first: dict[str, int] = {}  # a tensor read twice (or two views of it) is read once
+        for r, b in step.reads:
+            first.setdefault(r, b)
+        reads = sum(b for r, b in first.items() if r not in residency)
+        writes = sum(b for name, b in step.writes if name not in residency)
         result.append(GroupTraffic(g.name, g.weight_elems() * bytes_per_elem, reads, writes))
     return result

@@ -44,7 +44,9 @@ def profile(
         None, help="Device profile for the roofline (see 'edgecnn devices')."
     ),
     onchip_bytes: int = typer.Option(
-        0, "--onchip-bytes", help="On-chip buffer in bytes: feature maps that fit skip DRAM."
+        None,
+        "--onchip-bytes",
+        help="On-chip buffer in bytes (default: the device's on-chip memory, else 0).",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     csv_path: Path = typer.Option(None, "--csv", help="Also write the per-layer table as CSV."),

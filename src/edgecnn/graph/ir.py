@@ -70,6 +70,40 @@ class OpKind(str, Enum):
     CONSTANT = "constant"  # Shape, Constant, Gather on shapes: no data movement of activations
     UNKNOWN = "unknown"  # anything else: reported, never silently counted as zero
 
+    @property
+    def is_alias(self) -> bool:
+        """True when the op's outputs are views of its first input: no data moved, no storage.
+
+        See :data:`MOVES_DATA` for the decision per op; :data:`ALIAS_KINDS` is derived from it.
+        """
+        return not MOVES_DATA[self]
+
+
+MOVES_DATA: dict[OpKind, bool] = {
+    # Compute ops read their inputs and write a new tensor.
+    **{k: True for k in OpKind},
+    # Views: the output is the input's storage under another shape (or the input itself).
+    OpKind.RESHAPE: False,  # Reshape, Flatten, Squeeze, Unsqueeze, view, Identity
+    OpKind.DROPOUT: False,  # identity at inference
+    OpKind.CONSTANT: False,  # shape arithmetic, never an activation
+    OpKind.SPLIT: False,  # chunks of one buffer along an axis: each output is a view of it
+    # Data movement that we count as moving data (a copy into a new buffer):
+    # CONCAT: zero-copy only when a memory planner makes every producer write into its slot of
+    #   the concatenated buffer; the IR's tensor-level liveness and on-chip residency cannot
+    #   express one buffer made of several producers' outputs (each would have to stay live, and
+    #   resident or not, as one block), so concat is a copy that reads its inputs once and writes
+    #   its output once, in analysis and hardware alike.
+    # SLICE: Gather / index_select / gather, which materialise a new tensor (strided slicing,
+    #   ONNX Slice and aten.slice, is a view: the frontends record it as RESHAPE or skip it).
+    # CAST: changes the element size (and Q/DQ rescale), so it rewrites every element.
+    # TRANSPOSE: a permutation a consumer cannot stream as a contiguous view; it is materialised.
+    # PAD: writes a larger tensor (padding a conv absorbs is an attribute of the conv instead).
+}
+"""Whether each :class:`OpKind` moves data (one entry per member, the single source of truth)."""
+
+#: Ops whose outputs alias their first input (derived from :data:`MOVES_DATA`).
+ALIAS_KINDS: frozenset[OpKind] = frozenset(k for k, moves in MOVES_DATA.items() if not moves)
+
 
 @dataclass(frozen=True)
 class TensorInfo:

@@ -53,6 +53,18 @@ class Winograd(str, Enum):
         return {"none": 0, "F2": 2, "F4": 4}[self.value]
 
 
+class InterfaceBandwidth(str, Enum):
+    """How DRAM bandwidth is set, after SCALE-Sim's ``[run_presets] InterfaceBandwidth``.
+
+    ``USER``: ``dram_bw_bytes_per_cycle`` (SCALE-Sim's ``Bandwidth``) limits transfers, so layers
+    may stall. ``CALC``: the interface is sized to what each layer needs, so nothing stalls
+    (total cycles = compute cycles; DRAM bytes are still counted).
+    """
+
+    USER = "user"
+    CALC = "calc"
+
+
 def _enum(cls: type[Enum], value: Any, name: str) -> Any:
     if isinstance(value, cls):
         return value
@@ -140,6 +152,8 @@ class AcceleratorConfig:
     shared_sram_bytes: int = 0
     double_buffering: bool = True
     dram_bw_bytes_per_cycle: float = 16.0
+    interface_bandwidth: InterfaceBandwidth = InterfaceBandwidth.USER
+    """``calc``: stall-free interface (SCALE-Sim's CALC mode); ``user``: the bandwidth above."""
     clock_hz: float = 1.0e9
     winograd: Winograd = Winograd.NONE
     zero_skipping: bool = False
@@ -150,6 +164,11 @@ class AcceleratorConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "dataflow", _enum(Dataflow, self.dataflow, "dataflow"))
         object.__setattr__(self, "winograd", _enum(Winograd, self.winograd, "winograd"))
+        object.__setattr__(
+            self,
+            "interface_bandwidth",
+            _enum(InterfaceBandwidth, self.interface_bandwidth, "interface_bandwidth"),
+        )
         object.__setattr__(self, "precisions", tuple(self.precisions))
         for name in ("rows", "cols"):
             v = getattr(self, name)
@@ -200,6 +219,13 @@ class AcceleratorConfig:
         return self.rows * self.cols
 
     @property
+    def stall_bw_bytes_per_cycle(self) -> float:
+        """The bandwidth stalls are computed with: infinite (no stalls) in ``calc`` mode."""
+        if self.interface_bandwidth is InterfaceBandwidth.CALC:
+            return math.inf
+        return self.dram_bw_bytes_per_cycle
+
+    @property
     def lanes(self) -> int:
         """Vector-unit ops per cycle."""
         return self.vector_lanes or self.cols
@@ -231,6 +257,7 @@ class AcceleratorConfig:
         d = dataclasses.asdict(self)
         d["dataflow"] = self.dataflow.value
         d["winograd"] = self.winograd.value
+        d["interface_bandwidth"] = self.interface_bandwidth.value
         d["precisions"] = list(self.precisions)
         d["pes"] = self.pes
         d["sram_bytes"] = self.sram_bytes
@@ -251,6 +278,12 @@ def accelerator_from_dict(data: dict[str, Any], source: str = "config") -> Accel
     """Build a config from a plain mapping (TOML/YAML). ``*_sram_kb`` keys are accepted (x1024).
 
     ``macs = N`` is a shorthand for a flat array of N MAC units (``rows = 1, cols = N, flat = true``).
+
+    ``device = NAME`` takes the host/DRAM link and on-chip memory from the sourced device catalog
+    (:mod:`edgecnn.analysis.devices`, ``devices.toml``), so the two never disagree:
+    ``dram_bw_bytes_per_cycle = dram_bytes_per_s / clock_hz`` (``clock_hz`` is required) and,
+    unless a buffer size is given, ``shared_sram_bytes = onchip_bytes``. Giving ``device`` and
+    ``dram_bw_bytes_per_cycle`` together is an error (two sources for one figure).
     """
     if not isinstance(data, dict):
         raise ConfigError(
@@ -260,7 +293,7 @@ def accelerator_from_dict(data: dict[str, Any], source: str = "config") -> Accel
     if "accelerator" in data and isinstance(data["accelerator"], dict) and len(data) <= 2:
         extra = {k: v for k, v in data.items() if k != "accelerator"}
         data = {**data["accelerator"], **extra}
-    valid = sorted(_ACCEL_KEYS | set(_KB_KEYS) | {"macs"})
+    valid = sorted(_ACCEL_KEYS | set(_KB_KEYS) | {"macs", "device"})
     unknown = sorted(set(data) - set(valid))
     if unknown:
         raise ConfigError(
@@ -272,6 +305,8 @@ def accelerator_from_dict(data: dict[str, Any], source: str = "config") -> Accel
             if not isinstance(v, (int, float)) or isinstance(v, bool):
                 raise ConfigError(f"{source}: {kb_key} = {v!r} must be a number of KB")
             data[byte_key] = int(round(v * 1024))
+    if "device" in data:
+        data.update(_from_device(data.pop("device"), data, source))
     if "macs" in data:
         n = data.pop("macs")
         data.update(rows=1, cols=n, flat=True)
@@ -298,6 +333,32 @@ def accelerator_from_dict(data: dict[str, Any], source: str = "config") -> Accel
         raise ConfigError(f"{source}: {e}") from None
 
 
+def _from_device(name: Any, data: dict[str, Any], source: str) -> dict[str, Any]:
+    """DRAM bandwidth per cycle (and on-chip SRAM) of catalog device ``name``."""
+    from edgecnn.analysis.devices import load_catalog
+
+    catalog = load_catalog()
+    if name not in catalog:
+        raise ConfigError(
+            f"{source}: device = {name!r} is not in the device catalog: choose one of "
+            f"{', '.join(catalog)}"
+        )
+    if "dram_bw_bytes_per_cycle" in data:
+        raise ConfigError(
+            f"{source}: give either device = {name!r} (its catalog bandwidth) or "
+            "dram_bw_bytes_per_cycle, not both"
+        )
+    clock = data.get("clock_hz")
+    if not isinstance(clock, (int, float)) or isinstance(clock, bool) or not clock > 0:
+        raise ConfigError(f"{source}: device = {name!r} needs clock_hz > 0 to convert bytes/s")
+    dev = catalog[name]
+    out: dict[str, Any] = {"dram_bw_bytes_per_cycle": dev.dram_bytes_per_s / clock}
+    buffers = ("shared_sram_bytes", "ifmap_sram_bytes", "filter_sram_bytes", "ofmap_sram_bytes")
+    if dev.onchip_bytes and not any(k in data for k in buffers):
+        out["shared_sram_bytes"] = dev.onchip_bytes
+    return out
+
+
 _CFG_MAP = {
     "arrayheight": ("rows", int),
     "arraywidth": ("cols", int),
@@ -313,7 +374,10 @@ def load_scalesim_cfg(path: str | Path) -> AcceleratorConfig:
     """Read a SCALE-Sim ``.cfg`` (array size, SRAM KB per operand, dataflow, bandwidth).
 
     SCALE-Sim works in 1-byte words (int8) and double-buffers every SRAM; other sections
-    (layout, sparsity, run presets) are ignored. ``Bandwidth`` is words (= bytes) per cycle.
+    (layout, sparsity) are ignored. ``Bandwidth`` is words (= bytes) per cycle.
+    ``[run_presets] InterfaceBandwidth``: ``CALC`` sizes the interface so nothing stalls
+    (:attr:`InterfaceBandwidth.CALC`), ``USER`` uses ``Bandwidth`` (which it then requires);
+    without the key, ``Bandwidth`` (or the default) applies as in ``USER``.
     """
     p = Path(path)
     parser = configparser.ConfigParser(strict=False, inline_comment_prefixes=("#", ";"))
@@ -336,6 +400,19 @@ def load_scalesim_cfg(path: str | Path) -> AcceleratorConfig:
                 values[target] = conv(sec[key])
             except ValueError:
                 raise ConfigError(f"'{p}': {key} = {sec[key]!r} is not a number") from None
+    mode = parser.get("run_presets", "interfacebandwidth", fallback=None)
+    mode = sec.get("interfacebandwidth", mode)  # tolerated in [architecture_presets] too
+    if mode is not None:
+        try:
+            values["interface_bandwidth"] = InterfaceBandwidth(mode.strip().lower())
+        except ValueError:
+            raise ConfigError(
+                f"'{p}': InterfaceBandwidth = {mode.strip()!r} is not valid: choose CALC or USER"
+            ) from None
+        if values["interface_bandwidth"] is InterfaceBandwidth.USER and "bandwidth" not in sec:
+            raise ConfigError(
+                f"'{p}': InterfaceBandwidth = USER needs Bandwidth in [architecture_presets]"
+            )
     return AcceleratorConfig(**values)
 
 

@@ -23,6 +23,10 @@ re-transforms after a weight refetch are not counted), so the on-chip weight til
 ``(m+2)^2 / 9`` larger but DRAM weight traffic is unchanged; zero-skipping scales array time and
 MACs by the layer's weight density.
 
+Stalls use :attr:`AcceleratorConfig.stall_bw_bytes_per_cycle` (infinite, so none, for a
+SCALE-Sim ``InterfaceBandwidth: CALC`` config). Transposed convs run on the array by sub-pixel
+decomposition and batched matmuls as grouped GEMMs (:mod:`edgecnn.hardware.workload`).
+
 Energy (picojoules per access, :class:`~edgecnn.hardware.config.EnergyTable`): MACs, three
 register accesses per MAC (two operands, one accumulator), SRAM words moved (array side plus
 DRAM fills and drains) at the buffer's size, DRAM bytes, vector-unit ops.
@@ -34,13 +38,14 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from edgecnn.analysis.residency import Residency, Step, allocate_resident
 from edgecnn.errors import ConfigError
 from edgecnn.graph.ir import Graph
 from edgecnn.hardware.config import PSUM_BYTES, AcceleratorConfig
-from edgecnn.hardware.mapping import Gemm, map_gemm
+from edgecnn.hardware.mapping import ArrayMapping, Gemm, map_gemm
 from edgecnn.hardware.scalesim import fixed_schedule_dram, scalesim_counts
-from edgecnn.hardware.search import Budget, Objective, Operands, search_tiles
-from edgecnn.hardware.tiling import tiled_traffic
+from edgecnn.hardware.search import Budget, Choice, Objective, Operands, search_tiles
+from edgecnn.hardware.tiling import one_touch_elems, tiled_traffic
 from edgecnn.hardware.workload import ArrayWork, VectorWork, Workload, build_workload
 
 MODEL_CYCLES = ("tiled", "scalesim")
@@ -165,6 +170,7 @@ class SimResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "kind": "simulate",
             "model": self.model,
             "accelerator": self.accelerator,
             "model_cycles": self.model_cycles,
@@ -176,30 +182,16 @@ class SimResult:
         }
 
 
-def _residency(workload: Workload, capacity_bytes: int, wb: int) -> tuple[set[str], list[int]]:
-    """Tensors kept on chip (greedy over the live set) and the live resident bytes per item."""
-    last_use: dict[str, int] = {}
-    for i, item in enumerate(workload.items):
-        for name, _ in item.inputs:
-            last_use[name] = i
-    resident: set[str] = set()
-    live: dict[str, int] = {}
-    live_per_item: list[int] = []
-    for i, item in enumerate(workload.items):
-        for name in [n for n in live if last_use.get(n, -1) < i]:
-            del live[name]
-        for name, numel in item.outputs:
-            nbytes = numel * wb
-            if (
-                capacity_bytes > 0
-                and name not in workload.graph_outputs
-                and name in last_use
-                and sum(live.values()) + nbytes <= capacity_bytes
-            ):
-                resident.add(name)
-                live[name] = nbytes
-        live_per_item.append(sum(live.values()))
-    return resident, live_per_item
+def _residency(workload: Workload, capacity_bytes: int, wb: int) -> Residency:
+    """Feature maps kept on chip: :func:`edgecnn.analysis.residency.allocate_resident`."""
+    steps = [
+        Step(
+            tuple((name, numel * wb) for name, numel in item.inputs),
+            tuple((name, numel * wb) for name, numel in item.outputs),
+        )
+        for item in workload.items
+    ]
+    return allocate_resident(steps, capacity_bytes, workload.graph_outputs)
 
 
 def _energy(
@@ -253,8 +245,10 @@ def simulate(
     reuse = tiled and opts.fmap_reuse
     fmap_pool = shared if shared else accel.ifmap_sram_bytes + accel.ofmap_sram_bytes
     capacity = int(fmap_pool * FMAP_FRACTION) if reuse else 0
-    resident, live = _residency(workload, capacity, wb)
+    residency = _residency(workload, capacity, wb)
+    resident = residency.resident
     use_wino = tiled and opts.winograd and accel.winograd.m > 0
+    ctx = _Context(accel, opts, precision, wb, pb, use_wino)
 
     results: list[LayerResult] = []
     for i, item in enumerate(workload.items):
@@ -264,11 +258,8 @@ def simulate(
             results.append(_vector_layer(item, accel, precision, in_res, out_res, resident))
             continue
         if tiled:
-            results.append(
-                _tiled_layer(
-                    item, accel, opts, precision, wb, pb, in_res, out_res, live[i], use_wino
-                )
-            )
+            place = _Placement(in_res, out_res, residency.held_bytes[i])
+            results.append(_tiled_layer(item, ctx, place))
         else:
             results.append(_scalesim_layer(item, accel, precision, wb))
     return SimResult(
@@ -295,7 +286,7 @@ def _vector_layer(
     precision: str,
     in_res: bool,
     out_res: bool,
-    resident: set[str],
+    resident: frozenset[str],
 ) -> LayerResult:
     wb = accel.word_bytes(precision)
     in_words = sum(n for _, n in item.inputs)
@@ -304,7 +295,7 @@ def _vector_layer(
     dram_out = sum(n for name, n in item.outputs if name not in resident) * wb
     compute = max(1, math.ceil(item.ops / accel.lanes))
     stall = _stall(
-        compute, dram_in + dram_out, accel.dram_bw_bytes_per_cycle, accel.double_buffering
+        compute, dram_in + dram_out, accel.stall_bw_bytes_per_cycle, accel.double_buffering
     )
     sram = {"ifmap": in_words + dram_in // wb, "filter": 0, "ofmap": out_words + dram_out // wb}
     energy = _energy(accel, precision, 0, sram, dram_in + dram_out, item.ops)
@@ -330,6 +321,7 @@ def _vector_layer(
         energy_j=sum(energy.values()),
         energy_breakdown=energy,
         vector_ops=item.ops,
+        fused=list(item.fused),
         input_on_chip=in_res,
         output_on_chip=out_res,
         one_touch_bytes=0,
@@ -343,110 +335,189 @@ def _density(item: ArrayWork, accel: AcceleratorConfig, opts: SimOptions) -> flo
     return 1.0 - s
 
 
-def _tiled_layer(
-    item: ArrayWork,
-    accel: AcceleratorConfig,
-    opts: SimOptions,
-    precision: str,
-    wb: int,
-    pb: int,
-    in_res: bool,
-    out_res: bool,
-    live_bytes: int,
-    use_wino: bool,
-) -> LayerResult:
-    from edgecnn.hardware.tiling import one_touch_elems
+@dataclass(frozen=True)
+class _Context:
+    """What every array layer of one simulation shares."""
 
-    shape = item.shape
-    density = _density(item, accel, opts)
-    gemm = Gemm.of(shape)
-    mapping = map_gemm(gemm, accel, density)
-    eff_macs = math.ceil(gemm.macs * density)
-    vector_ops = 0
-    compute = mapping.compute_cycles
-    weight_scale = 1.0
-    wino = False
-    if use_wino and item.winograd_eligible:
-        m = accel.winograd.m
-        n = m + 2
-        tiles = shape.batch * math.ceil(shape.out_h / m) * math.ceil(shape.out_w / m)
-        wgemm = Gemm(ef=tiles, rsc=shape.in_channels, k=shape.out_channels, groups=n * n)
-        wmap = map_gemm(wgemm, accel, density)
-        nnz_b, nnz_a, nnz_g = WINOGRAD_NNZ[m]
-        in_ops, out_ops = 2 * n * nnz_b, (n + m) * nnz_a  # per tile and channel
-        w_ops = tiles * (in_ops * shape.in_channels + out_ops * shape.out_channels)
-        w_ops += shape.weight_elems // 9 * (3 + n) * nnz_g  # G g G^T once per 3x3 kernel
-        w_cycles = max(wmap.compute_cycles, math.ceil(w_ops / accel.lanes))
-        if w_cycles < compute:
-            wino, mapping, compute, vector_ops = True, wmap, w_cycles, w_ops
-            eff_macs = math.ceil(wgemm.macs * density)
-            weight_scale = n * n / 9
-    db = 2 if accel.double_buffering else 1
+    accel: AcceleratorConfig
+    opts: SimOptions
+    precision: str
+    wb: int  #: operand word, bytes
+    pb: int  #: partial-sum word, bytes
+    use_wino: bool
+
+    @property
+    def db(self) -> int:
+        return 2 if self.accel.double_buffering else 1
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """Where one layer's feature maps live: on chip or in DRAM, and the resident bytes held."""
+
+    in_res: bool
+    out_res: bool
+    live_bytes: int
+
+
+@dataclass(frozen=True)
+class _Compute:
+    """The array side of a layer: mapping, cycles, multiplications and Winograd's extra work."""
+
+    mapping: ArrayMapping
+    cycles: int
+    effective_macs: int
+    vector_ops: int = 0
+    weight_scale: float = 1.0  #: on-chip weight tile growth (Winograd: n^2 / 9)
+    winograd: bool = False
+
+
+@dataclass(frozen=True)
+class _Traffic:
+    """DRAM bytes of one layer by operand (0 for feature maps that stay on chip)."""
+
+    rd_in: int
+    rd_w: int
+    wr_out: int
+    psum_r: int
+    psum_w: int
+
+    @property
+    def total(self) -> int:
+        return self.rd_in + self.rd_w + self.wr_out + self.psum_r + self.psum_w
+
+
+def _direct_compute(item: ArrayWork, ctx: _Context, density: float) -> _Compute:
+    """Im2col GEMM on the array; zero-skipping scales time and multiplications by ``density``."""
+    gemm = Gemm.of(item.shape)
+    mapping = map_gemm(gemm, ctx.accel, density)
+    return _Compute(mapping, mapping.compute_cycles, math.ceil(gemm.macs * density))
+
+
+def _winograd_compute(item: ArrayWork, ctx: _Context, density: float) -> _Compute:
+    """F(m x m, 3 x 3): ``(m+2)^2`` GEMMs over the tiles, transforms on the vector unit.
+
+    Cycles are the larger of the array's and the transforms' (they overlap).
+    """
+    shape, accel = item.shape, ctx.accel
+    m = accel.winograd.m
+    n = m + 2
+    tiles = shape.batch * math.ceil(shape.out_h / m) * math.ceil(shape.out_w / m)
+    wgemm = Gemm(ef=tiles, rsc=shape.in_channels, k=shape.out_channels, groups=n * n)
+    wmap = map_gemm(wgemm, accel, density)
+    nnz_b, nnz_a, nnz_g = WINOGRAD_NNZ[m]
+    in_ops, out_ops = 2 * n * nnz_b, (n + m) * nnz_a  # per tile and channel
+    w_ops = tiles * (in_ops * shape.in_channels + out_ops * shape.out_channels)
+    w_ops += shape.weight_elems // 9 * (3 + n) * nnz_g  # G g G^T once per 3x3 kernel
+    w_cycles = max(wmap.compute_cycles, math.ceil(w_ops / accel.lanes))
+    return _Compute(wmap, w_cycles, math.ceil(wgemm.macs * density), w_ops, n * n / 9, True)
+
+
+def _array_compute(item: ArrayWork, ctx: _Context) -> _Compute:
+    """Direct mapping, or Winograd where the unit is on, the layer eligible and it is faster."""
+    density = _density(item, ctx.accel, ctx.opts)
+    direct = _direct_compute(item, ctx, density)
+    if ctx.use_wino and item.winograd_eligible:
+        wino = _winograd_compute(item, ctx, density)
+        if wino.cycles < direct.cycles:
+            return wino
+    return direct
+
+
+def _tile_budget(ctx: _Context, live_bytes: int) -> Budget:
+    """Tile buffers: a shared SRAM minus the resident feature maps, or the separate buffers
+    (feature-map halves given to residency when reuse is on), halved for double buffering."""
+    accel, db = ctx.accel, ctx.db
     if accel.shared_sram_bytes:
-        budget = Budget(0, 0, 0, shared=max(0, accel.shared_sram_bytes - live_bytes) // db)
-    else:
-        shrink = FMAP_FRACTION if opts.fmap_reuse else 1.0
-        budget = Budget(
-            int(accel.ifmap_sram_bytes * shrink) // db,
-            accel.filter_sram_bytes // db,
-            int(accel.ofmap_sram_bytes * shrink) // db,
-        )
+        return Budget(0, 0, 0, shared=max(0, accel.shared_sram_bytes - live_bytes) // db)
+    shrink = FMAP_FRACTION if ctx.opts.fmap_reuse else 1.0
+    return Budget(
+        int(accel.ifmap_sram_bytes * shrink) // db,
+        accel.filter_sram_bytes // db,
+        int(accel.ofmap_sram_bytes * shrink) // db,
+    )
+
+
+def _search(item: ArrayWork, ctx: _Context, comp: _Compute, place: _Placement) -> Choice:
+    """The searched tiling of the layer under its budget and objective."""
+    accel = ctx.accel
     e = accel.energy
     sram_size = accel.shared_sram_bytes or accel.filter_sram_bytes
-    choice = search_tiles(
-        shape,
-        Operands(wb, pb, weight_scale, in_res, out_res),
-        budget,
-        compute,
-        accel.dram_bw_bytes_per_cycle,
+    return search_tiles(
+        item.shape,
+        Operands(ctx.wb, ctx.pb, comp.weight_scale, place.in_res, place.out_res),
+        _tile_budget(ctx, place.live_bytes),
+        comp.cycles,
+        accel.stall_bw_bytes_per_cycle,
         accel.double_buffering,
-        opts.objective,
+        ctx.opts.objective,
         e.dram_pj_per_byte,
         e.sram_pj_per_byte(sram_size),
         layer=item.name,
     )
-    t = tiled_traffic(shape, choice.tiles, choice.order)
-    rd_in = 0 if in_res else t.input_reads * wb
-    rd_w = t.weight_reads * wb
-    wr_out = 0 if out_res else t.output_writes * wb
-    psum_r = 0 if out_res else t.psum_reads * pb
-    psum_w = 0 if out_res else t.psum_writes * pb
-    dram = rd_in + rd_w + wr_out + psum_r + psum_w
-    stall = choice.cycles - compute
-    cycles = choice.cycles
-    fills = (rd_in + rd_w) // wb + psum_r // pb
-    drains = wr_out // wb + psum_w // pb
-    sram_words = {
-        "ifmap": mapping.ifmap_reads + (rd_in // wb),
-        "filter": mapping.filter_reads + (rd_w // wb),
-        "ofmap": mapping.ofmap_writes + mapping.psum_reads + drains + psum_r // pb,
-    }
-    energy = _energy(accel, precision, eff_macs, sram_words, dram, vector_ops)
-    sram_reads = mapping.ifmap_reads + mapping.filter_reads + mapping.psum_reads + drains
-    sram_writes = mapping.ofmap_writes + fills
+
+
+def _dram(item: ArrayWork, ctx: _Context, choice: Choice, place: _Placement) -> _Traffic:
+    """DRAM bytes of the chosen tiling; resident inputs/outputs (and their psums) cost none."""
+    t = tiled_traffic(item.shape, choice.tiles, choice.order)
+    wb, pb = ctx.wb, ctx.pb
+    return _Traffic(
+        rd_in=0 if place.in_res else t.input_reads * wb,
+        rd_w=t.weight_reads * wb,
+        wr_out=0 if place.out_res else t.output_writes * wb,
+        psum_r=0 if place.out_res else t.psum_reads * pb,
+        psum_w=0 if place.out_res else t.psum_writes * pb,
+    )
+
+
+def _one_touch_bytes(item: ArrayWork, wb: int, place: _Placement) -> int:
+    """The one-touch DRAM floor, without the feature maps that stay on chip."""
+    shape = item.shape
     floor = one_touch_elems(shape)
     floor_bytes = floor * wb
-    if in_res:
+    if place.in_res:
         floor_bytes -= (floor - shape.weight_elems - shape.output_elems) * wb
-    if out_res:
+    if place.out_res:
         floor_bytes -= shape.output_elems * wb
+    return floor_bytes
+
+
+def _tiled_layer(item: ArrayWork, ctx: _Context, place: _Placement) -> LayerResult:
+    """One array layer in the tiled model: compute, tiling, DRAM, SRAM words, energy."""
+    accel, wb, pb = ctx.accel, ctx.wb, ctx.pb
+    comp = _array_compute(item, ctx)
+    mapping = comp.mapping
+    choice = _search(item, ctx, comp, place)
+    tr = _dram(item, ctx, choice, place)
+    fills = (tr.rd_in + tr.rd_w) // wb + tr.psum_r // pb
+    drains = tr.wr_out // wb + tr.psum_w // pb
+    sram_words = {
+        "ifmap": mapping.ifmap_reads + (tr.rd_in // wb),
+        "filter": mapping.filter_reads + (tr.rd_w // wb),
+        "ofmap": mapping.ofmap_writes + mapping.psum_reads + drains + tr.psum_r // pb,
+    }
+    energy = _energy(
+        accel, ctx.precision, comp.effective_macs, sram_words, tr.total, comp.vector_ops
+    )
+    sram_reads = mapping.ifmap_reads + mapping.filter_reads + mapping.psum_reads + drains
+    sram_writes = mapping.ofmap_writes + fills
     return LayerResult(
         name=item.name,
         op=item.op,
         unit="array",
-        macs=shape.macs,
-        effective_macs=eff_macs,
-        cycles=cycles,
-        compute_cycles=compute,
-        stall_cycles=stall,
-        utilization=eff_macs / (cycles * accel.pes),
+        macs=item.shape.macs,
+        effective_macs=comp.effective_macs,
+        cycles=choice.cycles,
+        compute_cycles=comp.cycles,
+        stall_cycles=choice.cycles - comp.cycles,
+        utilization=comp.effective_macs / (choice.cycles * accel.pes),
         folds=mapping.fold_map.folds * mapping.fold_map.groups,
         sram_reads=sram_reads,
         sram_writes=sram_writes,
         sram_bytes=(sram_reads + sram_writes) * wb,
-        dram_bytes=dram,
-        dram_read_bytes={"input": rd_in, "weight": rd_w, "psum": psum_r},
-        dram_write_bytes={"output": wr_out, "psum": psum_w},
+        dram_bytes=tr.total,
+        dram_read_bytes={"input": tr.rd_in, "weight": tr.rd_w, "psum": tr.psum_r},
+        dram_write_bytes={"output": tr.wr_out, "psum": tr.psum_w},
         sram_reads_by_operand={
             "ifmap": mapping.ifmap_reads,
             "filter": mapping.filter_reads,
@@ -454,14 +525,14 @@ def _tiled_layer(
             "drain": drains,
         },
         sram_writes_by_operand={
-            "ifmap": rd_in // wb,
-            "filter": rd_w // wb,
-            "ofmap": mapping.ofmap_writes + psum_r // pb,
+            "ifmap": tr.rd_in // wb,
+            "filter": tr.rd_w // wb,
+            "ofmap": mapping.ofmap_writes + tr.psum_r // pb,
         },
         energy_j=sum(energy.values()),
         energy_breakdown=energy,
-        vector_ops=vector_ops,
-        winograd=wino,
+        vector_ops=comp.vector_ops,
+        winograd=comp.winograd,
         tiling={
             "tm": choice.tiles.tm,
             "tn": choice.tiles.tn,
@@ -470,9 +541,9 @@ def _tiled_layer(
             "order": choice.order.value,
         },
         fused=list(item.fused),
-        input_on_chip=in_res,
-        output_on_chip=out_res,
-        one_touch_bytes=floor_bytes,
+        input_on_chip=place.in_res,
+        output_on_chip=place.out_res,
+        one_touch_bytes=_one_touch_bytes(item, wb, place),
     )
 
 
@@ -488,7 +559,7 @@ def _scalesim_layer(
         ifb, fb = accel.ifmap_sram_bytes, accel.filter_sram_bytes
     d_in, d_w, d_out = fixed_schedule_dram(shape, rows, cols, accel.dataflow, ifb // wb, fb // wb)
     dram = (d_in + d_w + d_out) * wb
-    stall = _stall(c.compute_cycles, dram, accel.dram_bw_bytes_per_cycle, accel.double_buffering)
+    stall = _stall(c.compute_cycles, dram, accel.stall_bw_bytes_per_cycle, accel.double_buffering)
     cycles = c.compute_cycles + stall
     sram_words = {
         "ifmap": c.ifmap_sram_reads + d_in,

@@ -1,36 +1,33 @@
 """Turn a network :class:`~edgecnn.graph.Graph` into accelerator work items.
 
-Each conv/linear/matmul layer becomes a :class:`ArrayWork` (a convolution shape run on the PE
-array); pooling, elementwise, activations that could not be fused, normalisations and the like
-become :class:`VectorWork` on the vector unit. With ``fuse=True`` a BatchNorm that directly
+Each conv/transposed conv/linear/matmul layer becomes a :class:`ArrayWork` (a convolution shape
+run on the PE array, :data:`ARRAY_SHAPES`; transposed convs by sub-pixel decomposition);
+pooling, elementwise, activations that could not be fused, normalisations and the like become
+:class:`VectorWork` on the vector unit. With ``fuse=True`` a BatchNorm that directly
 follows a conv/linear (its only consumer) is folded into it and a following activation is fused,
 so neither costs a pass over the feature map; with ``fuse=False`` each runs as its own vector
 pass (the baseline of the case study).
 
-Zero-cost ops (reshape, flatten, dropout, cast, constants, concat, split, slice) move no data:
-their outputs alias their inputs. Operators without a model (transposed conv, attention, unknown)
-are listed in ``unknown`` and costed as one vector pass over their tensors, never as zero.
+Alias ops (:data:`edgecnn.graph.ir.ALIAS_KINDS`: reshape/flatten/identity, dropout, constants,
+split) move no data: their outputs alias their inputs, exactly as in :mod:`edgecnn.analysis`.
+Concat, slice/gather, cast, transpose and pad are copies: one vector pass that reads the inputs
+and writes the output (the reasons are in :data:`edgecnn.graph.ir.MOVES_DATA`). Operators
+without a model (attention, unknown) are listed in ``unknown`` and costed as one vector pass over
+their tensors, never as zero.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from edgecnn.analysis.fusion import alias_roots, fused_groups
 from edgecnn.errors import ShapeError
 from edgecnn.graph.ir import Graph, Layer, OpKind
 from edgecnn.hardware.tiling import ConvShape
 
-ALIAS_OPS = {
-    OpKind.RESHAPE,
-    OpKind.DROPOUT,
-    OpKind.CAST,
-    OpKind.CONSTANT,
-    OpKind.CONCAT,
-    OpKind.SPLIT,
-    OpKind.SLICE,
-}
-UNMODELLED_OPS = {OpKind.CONV_TRANSPOSE, OpKind.ATTENTION, OpKind.UNKNOWN}
+UNMODELLED_OPS = {OpKind.ATTENTION, OpKind.UNKNOWN}
 
 
 @dataclass(frozen=True)
@@ -121,6 +118,45 @@ def conv_shape_of(layer: Layer) -> ConvShape:
     return ConvShape(b, c, k, h, w, r, s, sh, sw, pad[0], pad[1], pad[2], pad[3], dh, dw, groups)
 
 
+def conv_transpose_shape_of(layer: Layer) -> ConvShape:
+    """A transposed conv as its sub-pixel decomposition: one stride-1 conv on the array.
+
+    A ConvTranspose of stride ``(sh, sw)`` is ``sh * sw`` phase convolutions over the *input*
+    (no zero insertion), phase ``(a, b)`` writing the output pixels ``(sh*y + a, sw*x + b)``
+    with the kernel taps of that phase. Stacked along the output channels they are one
+    stride-1 conv: kernel ``kr = ceil(R' / sh)`` x ``kc = ceil(S' / sw)`` (``R' = dh (R - 1) + 1``,
+    the dilated extent; phases with fewer taps are zero-padded), ``K * sh * sw`` output channels,
+    the same groups, ``ceil(OH / sh) x ceil(OW / sw)`` output pixels (padded so the conv yields
+    exactly that many); a pixel shuffle (free: a re-indexing of the output write) interleaves them.
+
+    Array MACs = ``N * ceil(OH/sh) * ceil(OW/sw) * K * sh * sw * (C/G) * kr * kc``, i.e.
+    profile's ConvTranspose MACs (``N*C*H*W*(K/G)*R*S``) times
+    ``(ceil(OH/sh) * sh * kr) / (H * R)`` times the same factor for the width: **equal** when the
+    kernel is a multiple of the stride and ``OH = sh * H`` (k=4/s=2/p=1, k=2/s=2/p=0, and any
+    stride-1 transposed conv with ``p = (R-1)/2``), more otherwise (k=3/s=2/p=1/op=1: 16/9).
+    The weight tile is counted at the decomposed size ``K*sh*sw * (C/G) * kr * kc``.
+    """
+    if not layer.inputs or len(layer.inputs[0].shape) != 4 or len(layer.outputs[0].shape) != 4:
+        raise ShapeError(
+            f"conv_transpose layer {layer.name}: expected 4-D NCHW tensors, "
+            f"got {[t.shape for t in layer.inputs]} -> {[t.shape for t in layer.outputs]}"
+        )
+    b, c, h, w = layer.inputs[0].shape
+    _, k, oh, ow = layer.outputs[0].shape
+    groups = int(layer.attr("groups", 1) or 1)
+    wshape = layer.params.get("weight")
+    r, s = (wshape[2], wshape[3]) if wshape is not None else _pair(layer.attr("kernel"), 1)
+    sh, sw = _pair(layer.attr("stride"), 1)
+    dh, dw = _pair(layer.attr("dilation"), 1)
+    kr, kc = math.ceil((dh * (r - 1) + 1) / sh), math.ceil((dw * (s - 1) + 1) / sw)
+    sub_h, sub_w = math.ceil(oh / sh), math.ceil(ow / sw)
+    pad_h, pad_w = max(0, sub_h - h + kr - 1), max(0, sub_w - w + kc - 1)
+    top, left = min(kr - 1, pad_h), min(kc - 1, pad_w)
+    return ConvShape(
+        b, c, k * sh * sw, h, w, kr, kc, 1, 1, top, left, pad_h - top, pad_w - left, 1, 1, groups
+    )
+
+
 def linear_shape_of(layer: Layer) -> ConvShape:
     """A linear layer (weight (out, in)) as a 1x1 conv; leading input dims form the batch."""
     x = layer.inputs[0].shape
@@ -131,13 +167,25 @@ def linear_shape_of(layer: Layer) -> ConvShape:
 
 
 def matmul_shape_of(layer: Layer) -> ConvShape:
-    """An activation x activation matmul (..., M, K) x (..., K, N) as a GEMM on the array."""
+    """An activation x activation matmul ``(..., M, K) x (..., K, N)`` as a grouped GEMM.
+
+    The ``G = prod(b.shape[:-2])`` matrices of the second operand (batch x heads) are ``G``
+    groups; each group multiplies its ``M' = M * batch_a / G`` rows (``M`` times the leading
+    dims of ``a`` that ``b`` broadcasts over) by its ``K x N`` matrix. MACs = ``G * M' * K * N``
+    = output elements x K, exactly :func:`edgecnn.analysis.costs.matmul_cost`.
+    """
     a, b = layer.inputs[0].shape, layer.inputs[1].shape
-    m = math.prod(a[:-1]) if len(a) > 1 else 1
-    k = a[-1]
-    n = b[-1]
-    batch_b = math.prod(b[:-2]) if len(b) > 2 else 1
-    return ConvShape(m, k * batch_b, n * batch_b, 1, 1, 1, 1, groups=batch_b)
+    if len(a) < 1 or len(b) < 2:
+        raise ShapeError(
+            f"matmul layer {layer.name}: expected (..., M, K) x (..., K, N), got {a} x {b}"
+        )
+    k, n = a[-1], b[-1]
+    groups = math.prod(b[:-2]) if len(b) > 2 else 1
+    batch_a = math.prod(a[:-2]) if len(a) > 2 else 1
+    m = (a[-2] if len(a) > 1 else 1) * max(batch_a, groups) // groups
+    if groups == 1:
+        m = math.prod(a[:-1]) if len(a) > 1 else 1
+    return ConvShape(m, k * groups, n * groups, 1, 1, 1, 1, groups=groups)
 
 
 def _vector_ops(layer: Layer) -> int:
@@ -156,15 +204,21 @@ def _vector_ops(layer: Layer) -> int:
     return max(out, layer.input_numel)
 
 
+ARRAY_SHAPES: dict[OpKind, Callable[[Layer], ConvShape]] = {
+    OpKind.CONV: conv_shape_of,
+    OpKind.CONV_TRANSPOSE: conv_transpose_shape_of,
+    OpKind.LINEAR: linear_shape_of,
+    OpKind.MATMUL: matmul_shape_of,
+}
+"""The ops that run on the PE array, each with the function giving its GEMM as a ConvShape."""
+
+
 def build_workload(graph: Graph, fuse: bool = True) -> Workload:
     """Work items of ``graph`` (see the module docstring). ``fuse`` folds BN and fuses activations."""
-    consumers = graph.consumers()
-    alias: dict[str, str] = {}
+    roots = alias_roots(graph)
 
     def root(name: str) -> str:
-        while name in alias:
-            name = alias[name]
-        return name
+        return roots.get(name, name)
 
     def tensors(infos: list) -> tuple[tuple[str, int], ...]:
         return tuple((root(t.name), t.numel) for t in infos)
@@ -172,28 +226,18 @@ def build_workload(graph: Graph, fuse: bool = True) -> Workload:
     absorbed: set[int] = set()
     fused_into: dict[int, list[Layer]] = {}
     if fuse:
-        by_id = {id(layer): i for i, layer in enumerate(graph.layers)}
-        for anchor, chain in _fusion_chains(graph, consumers):
-            fused_into[id(anchor)] = chain
-            absorbed.update(by_id[id(x)] for x in chain)
+        for group in fused_groups(graph):
+            if len(group.layers) > 1:
+                fused_into[id(group.anchor)] = group.layers[1:]
+                absorbed.update(id(x) for x in group.layers[1:])
 
     items: list[Work] = []
     unknown: list[str] = []
-    for i, layer in enumerate(graph.layers):
-        if i in absorbed:
+    for layer in graph.layers:
+        if id(layer) in absorbed or layer.op.is_alias:
             continue
-        if layer.op in ALIAS_OPS:
-            if layer.inputs:
-                for t in layer.outputs:
-                    alias[t.name] = layer.inputs[0].name
-            continue
-        if layer.op in (OpKind.CONV, OpKind.LINEAR, OpKind.MATMUL):
-            if layer.op == OpKind.CONV:
-                shape = conv_shape_of(layer)
-            elif layer.op == OpKind.LINEAR:
-                shape = linear_shape_of(layer)
-            else:
-                shape = matmul_shape_of(layer)
+        if layer.op in ARRAY_SHAPES:
+            shape = ARRAY_SHAPES[layer.op](layer)
             chain = fused_into.get(id(layer), [])
             last = chain[-1] if chain else layer
             sparsity = float(layer.attr("weight_sparsity", 0.0) or 0.0)
@@ -231,35 +275,3 @@ def build_workload(graph: Graph, fuse: bool = True) -> Workload:
         graph_outputs={root(t.name) for t in graph.outputs},
         unknown=unknown,
     )
-
-
-def _fusion_chains(
-    graph: Graph, consumers: dict[str, list[Layer]]
-) -> list[tuple[Layer, list[Layer]]]:
-    """(anchor, absorbed layers) pairs: :func:`edgecnn.analysis.fusion.fused_groups` when available.
-
-    The fallback folds a BatchNorm that is the only reader of a conv/linear output and fuses an
-    activation that is the only reader of that.
-    """
-    try:
-        from edgecnn.analysis.fusion import fused_groups
-    except ImportError:  # pragma: no cover - the analysis package ships with edgecnn
-        fused_groups = None
-    if fused_groups is not None:
-        return [(g.layers[0], list(g.layers[1:])) for g in fused_groups(graph) if len(g.layers) > 1]
-    out = []
-    for layer in graph.layers:
-        if layer.op not in (OpKind.CONV, OpKind.LINEAR):
-            continue
-        chain: list[Layer] = []
-        cur = layer
-        for want in (OpKind.BATCHNORM, OpKind.ACTIVATION):
-            if len(cur.outputs) != 1:
-                break
-            nxt = consumers.get(cur.outputs[0].name, [])
-            if len(nxt) == 1 and nxt[0].op == want and len(nxt[0].inputs) == 1:
-                chain.append(nxt[0])
-                cur = nxt[0]
-        if chain:
-            out.append((layer, chain))
-    return out
