@@ -14,8 +14,40 @@ from edgecnn.errors import ShapeError
 
 T = TypeVar("T")
 
-console = Console()
-err_console = Console(stderr=True)
+#: Width of tables when the output is not a terminal (a pipe or a file): wide enough that
+#: nothing is cut; on a terminal rich uses the terminal's width.
+PIPE_WIDTH = 240
+
+
+def _console(stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    interactive = hasattr(stream, "isatty") and stream.isatty()
+    return Console(stderr=stderr, width=None if interactive else PIPE_WIDTH)
+
+
+console = _console()
+err_console = _console(stderr=True)
+
+
+def counter(label: str, quiet: bool = False):
+    """A ``(done, total)`` progress callback on stderr: one updating line on a terminal; when
+    stderr is a pipe or a file, one line at every tenth of the work (and at the end)."""
+    shown = {"step": -1}
+
+    def report(done: int, total: int) -> None:
+        if quiet or total <= 0:
+            return
+        if err_console.is_terminal:
+            err_console.print(f"\r{label}: {done}/{total}", end="", highlight=False)
+            if done >= total:
+                err_console.print("")
+            return
+        step = (10 * done) // total
+        if step != shown["step"] or done >= total:
+            shown["step"] = step
+            err_console.print(f"{label}: {done}/{total}", highlight=False)
+
+    return report
 
 
 def print_json(obj: Any) -> None:

@@ -276,7 +276,7 @@ def explore(
     """
     from rich.table import Table
 
-    from edgecnn.cli.common import err_console
+    from edgecnn.cli.common import counter
     from edgecnn.hardware.explore import explore as run_explore
     from edgecnn.hardware.explore import load_space, plot_front
     from edgecnn.hardware.loading import load_model_graph
@@ -289,9 +289,7 @@ def explore(
     sp = load_space(space)
     workload = build_workload(load_model_graph(model, parse_shape(input_shape)))
 
-    def progress(done: int, total: int) -> None:
-        if not as_json:
-            err_console.print(f"\r{done}/{total} points", end="")
+    progress = counter("design points", quiet=as_json)
 
     address = ray_address or ("local" if ray else None)
     result = run_explore(workload, sp, out, ray_address=address, workers=workers, progress=progress)
@@ -301,7 +299,6 @@ def explore(
         d["plot"] = str(png)
         print_json(d)
         return
-    err_console.print("")
     table = Table(title=f"Pareto front ({len(result.front)} of {len(result.points)} points)")
     for col in ("point", "latency ms", "energy mJ", "area mm²", "DRAM MB", "util"):
         table.add_column(col, justify="left" if col == "point" else "right")
