@@ -133,18 +133,3 @@ def test_onnx_fold_matches_ort(name):
 
     a, b = run(proto), run(folded)
     assert np.abs(a - b).max() / np.abs(a).max() < 1e-5
-
-
-def test_onnx_cost_counter_matches_analyser_and_forward_hooks(tmp_path):
-    """Our ONNX MAC/param counter against the analyser's profile and against forward hooks."""
-    from edgecnn.analysis import profile
-    from edgecnn.compress._cost import onnx_macs_params
-    from edgecnn.graph import load_graph
-    from edgecnn.runtime.export import export_onnx
-
-    for name in sorted(EDGE_MODELS):
-        f, _ = fold_batchnorm(_random_bn_stats(build_edge_model(name)))
-        p = export_onnx(f, tmp_path / f"{name}.onnx", (1, 1, 28, 28))
-        macs, params = onnx_macs_params(onnx.load(str(p)))
-        assert macs == _macs(f) == profile(load_graph(str(p))).totals.macs
-        assert params == sum(q.numel() for q in f.parameters())
