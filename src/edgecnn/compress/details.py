@@ -52,7 +52,8 @@ class QuantizeDetails(StepDetails):
     """INT8 PTQ: fraction of convs ORT runs as integer kernels, quantizer warnings, per-layer
     ``sqnr`` rows (``name``, ``depth``, ``isolated_db``, ``accumulated_db``; PyTorch inputs only,
     else empty) and, with ``max_drop`` (points), the nodes kept in float and every layer's
-    sensitivity ``{node: accuracy drop in points}`` (empty without ``max_drop``)."""
+    sensitivity ``{node: accuracy drop in points}`` (empty without ``max_drop``);
+    ``excluded_nodes`` also lists the step's own ``nodes_to_exclude``."""
 
     int8_conv_fraction: float
     warnings: list[str] = field(default_factory=list)

@@ -316,7 +316,7 @@ def run_quantize(
             warnings=list(res.warnings),
             sqnr=sqnr,
             max_drop=cfg.max_drop,
-            excluded_nodes=list(excluded),
+            excluded_nodes=[*cfg.nodes_to_exclude, *excluded],
             sensitivity=dict(sens),
         )
     res = quantize_int8(st.onnx_path, dst, data.x_calib, cfg.quant_config())
