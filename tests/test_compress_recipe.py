@@ -330,3 +330,59 @@ def test_bad_value_in_yaml_is_one_clean_cli_line(ckpt, tmp_path, capsys):
         ["compress", str(ckpt), "--recipe", str(r), "--data", "mnist", "--out", str(out)], capsys
     )
     _assert_clean_failure(code, err, out, "temperature must be a finite number > 0, got nan")
+
+
+def test_fold_step_on_onnx_with_batchnorm(tmp_path):
+    import io
+
+    import torch
+
+    from edgecnn.compress.recipe import run_recipe
+    from edgecnn.models.edge import build_edge_model
+
+    torch.manual_seed(0)
+    buf = io.BytesIO()
+    torch.onnx.export(
+        build_edge_model("edge-resnet").eval(),
+        (torch.zeros(1, 1, 28, 28),),
+        buf,
+        dynamo=False,
+        opset_version=17,
+        do_constant_folding=False,
+        training=torch.onnx.TrainingMode.PRESERVE,
+    )
+    src = tmp_path / "bn.onnx"
+    src.write_bytes(buf.getvalue())
+    rep = run_recipe(src, {"steps": [{"step": "fold"}]}, None, tmp_path / "o", measure_runs=3)
+    inp, fold = rep.steps
+    d = fold.details
+    assert d.bn_before == 10 and d.bn_after == 0 and len(d.folded) == 10 and not d.unfoldable
+    assert fold.accuracy is None and fold.macs == 2686848 and fold.unknown_ops == []
+    assert inp.macs >= fold.macs  # the input's BNs are per-channel scale+shift on top
+
+
+def test_unstructured_prune_step_details(tmp_path):
+    from edgecnn.compress.recipe import run_recipe
+
+    step = {"step": "prune", "method": "unstructured", "sparsity": 0.5, "sensitivity_scan": False}
+    rep = run_recipe(
+        trained("edge-resnet"), {"steps": [step]}, mnist(), tmp_path / "o", measure_runs=3
+    )
+    d = rep.steps[1].to_dict()["details"]
+    assert set(d) == {
+        "method",
+        "macs_before",
+        "macs_after",
+        "params_before",
+        "params_after",
+        "macs_reduction",
+        "accuracy_before",
+        "within_budget",
+        "rounds",
+        "sparsity",
+        "sensitivity",
+    }
+    assert d["method"] == "unstructured" and d["macs_before"] == d["macs_after"] == 2686848
+    assert d["macs_reduction"] == 0.0 and d["rounds"] == [] and d["sensitivity"] == {}
+    assert len(d["sparsity"]) == 11 and isinstance(d["within_budget"], bool)
+    assert rep.steps[1].macs == rep.steps[0].macs
