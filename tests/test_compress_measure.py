@@ -6,8 +6,8 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from torch import nn
 
+from compress_helpers import hook_macs
 from edgecnn.compress.fold import fold_batchnorm
 from edgecnn.compress.measure import module_costs, onnx_costs
 from edgecnn.compress.prune import count_macs
@@ -16,26 +16,6 @@ from edgecnn.models.edge import EDGE_MODELS, build_edge_model
 from edgecnn.runtime.export import export_onnx_bytes
 
 SHAPE = (1, 1, 28, 28)
-
-
-def _hook_macs(m: nn.Module) -> int:
-    """Independent MAC count from forward hooks: conv = out elems * Cin/g * kh * kw."""
-    total = 0
-
-    def hook(mod, inp, out):
-        nonlocal total
-        if isinstance(mod, nn.Conv2d):
-            k = mod.kernel_size[0] * mod.kernel_size[1]
-            total += out.numel() * (mod.in_channels // mod.groups) * k
-        elif isinstance(mod, nn.Linear):
-            total += out.numel() * mod.in_features
-
-    hs = [x.register_forward_hook(hook) for x in m.modules()]
-    with torch.no_grad():
-        m(torch.zeros(SHAPE))
-    for h in hs:
-        h.remove()
-    return total
 
 
 @pytest.mark.parametrize("name", sorted(EDGE_MODELS))
@@ -52,7 +32,7 @@ def test_fp32_fp16_int8_count_like_the_float_model(name, tmp_path):
     fp16 = convert_fp16(fp32, tmp_path / "fp16.onnx")
     ops = {n.op_type for n in onnx.load(str(int8)).graph.node}
     assert "DequantizeLinear" in ops  # the weights are behind DequantizeLinear
-    ref_macs, ref_params = _hook_macs(m), sum(p.numel() for p in m.parameters())
+    ref_macs, ref_params = hook_macs(m), sum(p.numel() for p in m.parameters())
     for path in (fp32, int8, fp16):
         c = onnx_costs(path)
         assert (c.macs, c.params, c.unknown_ops) == (ref_macs, ref_params, ()), path.name

@@ -98,5 +98,5 @@ class QatDetails(StepDetails):
     """QAT then INT8 export: integer-conv fraction, quantizer warnings, epochs trained."""
 
     int8_conv_fraction: float
+    epochs: int
     warnings: list[str] = field(default_factory=list)
-    epochs: int = 0

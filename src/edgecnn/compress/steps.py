@@ -144,7 +144,7 @@ class PruneStep(StepConfig):
     ``scope`` layer/global; MACs unchanged). ``rounds`` (1-100) of pruning with
     ``finetune_epochs`` each; ``max_drop`` in points is reported against (``within_budget``).
     ``round_to`` keeps channel counts multiples of 8 (odd widths make ORT's blocked kernels
-    slower than the dense model; 0 = no rounding). ``sensitivity_scan`` records accuracy vs prune
+    slower than the dense model; 0 = no rounding, at most 1024). ``sensitivity_scan`` records accuracy vs prune
     ratio per conv (300 test images, no fine-tuning) in ``details["sensitivity"]``.
     """
 
