@@ -371,6 +371,7 @@ def test_unstructured_prune_step_details(tmp_path):
     d = rep.steps[1].to_dict()["details"]
     assert set(d) == {
         "method",
+        "target",
         "macs_before",
         "macs_after",
         "params_before",
@@ -382,7 +383,8 @@ def test_unstructured_prune_step_details(tmp_path):
         "sparsity",
         "sensitivity",
     }
-    assert d["method"] == "unstructured" and d["macs_before"] == d["macs_after"] == 2686848
+    assert d["method"] == "unstructured" and d["target"] == 0.5
+    assert d["macs_before"] == d["macs_after"] == 2686848
     assert d["macs_reduction"] == 0.0 and d["rounds"] == [] and d["sensitivity"] == {}
     assert len(d["sparsity"]) == 11 and isinstance(d["within_budget"], bool)
     assert rep.steps[1].macs == rep.steps[0].macs

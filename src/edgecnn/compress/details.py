@@ -65,13 +65,15 @@ class QuantizeDetails(StepDetails):
 
 @dataclass(frozen=True, kw_only=True)
 class PruneDetails(StepDetails):
-    """Pruning: ``method``, MACs/params before and after (``edgecnn.analysis``), the fraction of
+    """Pruning: ``method``, ``target`` (the configured fraction: MACs reduction when structured,
+    weight sparsity when unstructured), MACs/params before and after (``edgecnn.analysis``), the fraction of
     MACs removed, accuracy before, ``within_budget`` (drop <= the step's ``max_drop`` points),
     structured ``rounds`` (``{step, macs, accuracy}``), unstructured per-layer ``sparsity``
     (``{name, weights, zeros, sparsity}``) and the ``sensitivity`` scan
     ``{layer: [[ratio, accuracy], ...]}`` (empty when ``sensitivity_scan`` is off)."""
 
     method: str
+    target: float
     macs_before: int
     macs_after: int
     params_before: int

@@ -387,6 +387,7 @@ def run_prune(
     _export(st, dst)
     return PruneDetails(
         method=cfg.method,
+        target=cfg.sparsity if cfg.method == "unstructured" else cfg.target_macs_reduction,
         macs_before=macs0,
         macs_after=macs1,
         params_before=params0,
