@@ -388,3 +388,20 @@ def test_unstructured_prune_step_details(tmp_path):
     assert d["macs_reduction"] == 0.0 and d["rounds"] == [] and d["sensitivity"] == {}
     assert len(d["sparsity"]) == 11 and isinstance(d["within_budget"], bool)
     assert rep.steps[1].macs == rep.steps[0].macs
+
+
+def test_qat_step_details(tmp_path):
+    from edgecnn.compress.recipe import run_recipe
+
+    rep = run_recipe(
+        trained("edge-resnet"),
+        {"steps": [{"step": "qat", "epochs": 1}]},
+        mnist(),
+        tmp_path / "o",
+        measure_runs=3,
+    )
+    q = rep.steps[1]
+    assert q.details.to_dict() == {"int8_conv_fraction": 1.0, "epochs": 1, "warnings": []}
+    assert q.int8_conv_fraction == 1.0 and q.to_dict()["int8_conv_fraction"] == 1.0
+    assert (q.macs, q.params) == (rep.steps[0].macs, rep.steps[0].params)  # QDQ counts as FP32
+    assert rep.steps[0].accuracy - q.accuracy <= 0.01
