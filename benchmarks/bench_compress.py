@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edgecnn.compress._state import export_compact
 from edgecnn.compress.distill import compare_with_baseline
 from edgecnn.compress.fakequant import FakeQuantConfig, calibrate, prepare, simulated_accuracy
 from edgecnn.compress.fold import fold_batchnorm
 from edgecnn.compress.prune import count_macs, structured_prune
 from edgecnn.compress.quantize import onnx_accuracy, quantize_int8
-from edgecnn.compress.recipe import _export
 from edgecnn.data import load_mnist5k_splits
 from edgecnn.models.edge import build_edge_model, evaluate, train_model
 from edgecnn.runtime.bench import interleaved
@@ -55,7 +55,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         res = models["edge-resnet"]
-        fp = _export(fold_batchnorm(res)[0], tmp / "fp32.onnx", SHAPE)
+        fp = export_compact(fold_batchnorm(res)[0], tmp / "fp32.onnx", SHAPE)
         q = quantize_int8(fp, tmp / "int8.onnx", d.x_calib)
         a32, a8 = (
             onnx_accuracy(fp, d.x_test, d.y_test),
@@ -76,8 +76,8 @@ def main() -> None:
             base = evaluate(m, d.x_test, d.y_test)
             p, pr = structured_prune(m, SHAPE, 0.5, "l1", rounds=2, finetune=ft, round_to=8)
             after = evaluate(p, d.x_test, d.y_test)
-            f0 = _export(fold_batchnorm(m)[0], tmp / f"{name}-dense.onnx", SHAPE)
-            f1 = _export(fold_batchnorm(p)[0], tmp / f"{name}-pruned.onnx", SHAPE)
+            f0 = export_compact(fold_batchnorm(m)[0], tmp / f"{name}-dense.onnx", SHAPE)
+            f1 = export_compact(fold_batchnorm(p)[0], tmp / f"{name}-pruned.onnx", SHAPE)
             lat = interleaved({"dense": runner(f0), "pruned": runner(f1)}, runs=2000, warmup=100)
             print(
                 f"prune {name:15s}: MACs {count_macs(m, SHAPE):,} -> {count_macs(p, SHAPE):,} "

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edgecnn.compress._state import export_compact
 from edgecnn.compress.fold import fold_batchnorm
 from edgecnn.compress.quantize import QuantConfig, quantize_int8
-from edgecnn.compress.recipe import _export
 from edgecnn.runtime.bench import interleaved
 from edgecnn.runtime.session import make_session
 
@@ -39,7 +39,7 @@ def bench_one(
     name: str, module: torch.nn.Module, shape, calib: np.ndarray, runs: int, tmp: Path, cfg=None
 ):
     folded, _ = fold_batchnorm(module)
-    fp32 = _export(folded, tmp / f"{name}.onnx", shape)
+    fp32 = export_compact(folded, tmp / f"{name}.onnx", shape)
     q = quantize_int8(fp32, tmp / f"{name}.int8.onnx", calib, cfg or QuantConfig())
     stats = interleaved(
         {"fp32": _runner(fp32, shape), "int8": _runner(Path(q.path), shape)}, runs=runs, warmup=5

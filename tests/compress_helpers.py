@@ -33,3 +33,26 @@ def _trained(name: str, epochs: int, width: float) -> torch.nn.Module:
 def trained(name: str = "edge-resnet", epochs: int = 4, width: float = 1.0) -> torch.nn.Module:
     """A fresh copy of a (cached) trained model; callers may modify it."""
     return copy.deepcopy(_trained(name, epochs, width))
+
+
+def hook_macs(m: torch.nn.Module, input_shape: tuple[int, ...] = (1, 1, 28, 28)) -> int:
+    """Independent MAC count from forward hooks: conv = out elems * Cin/g * kh * kw,
+    linear = out elems * in_features (bias, BN and activations ignored)."""
+    total = 0
+
+    def hook(mod, inp, out):
+        nonlocal total
+        if isinstance(mod, torch.nn.Conv2d):
+            k = mod.kernel_size[0] * mod.kernel_size[1]
+            total += out.numel() * (mod.in_channels // mod.groups) * k
+        elif isinstance(mod, torch.nn.Linear):
+            total += out.numel() * mod.in_features
+
+    hs = [x.register_forward_hook(hook) for x in m.modules()]
+    try:
+        with torch.no_grad():
+            m(torch.zeros(input_shape))
+    finally:
+        for h in hs:
+            h.remove()
+    return total

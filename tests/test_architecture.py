@@ -73,7 +73,8 @@ def test_the_schema_imports_nothing_of_the_package():
 
 
 def test_no_import_error_fallbacks_to_the_package():
-    """``try: from edgecnn.x import y / except ImportError`` hides a broken install: forbidden."""
+    """``try: from edgecnn.x import y / except ImportError`` (or ``Exception``) hides a broken
+    install or a failing analysis behind a fallback: forbidden."""
     offenders = []
     for path in SRC.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -87,7 +88,8 @@ def test_no_import_error_fallbacks_to_the_package():
             catches = any(
                 h.type is not None
                 and any(
-                    isinstance(n, ast.Name) and n.id in ("ImportError", "ModuleNotFoundError")
+                    isinstance(n, ast.Name)
+                    and n.id in ("ImportError", "ModuleNotFoundError", "Exception")
                     for n in ast.walk(h.type)
                 )
                 for h in node.handlers
@@ -95,3 +97,65 @@ def test_no_import_error_fallbacks_to_the_package():
             if own and catches:
                 offenders.append(f"{path.relative_to(SRC)}:{node.lineno}")
     assert not offenders, offenders
+
+
+def _package_import_graph(pkg: str) -> dict[str, set[str]]:
+    """``{module: modules of pkg it imports}`` over every import statement, function-local ones
+    included (``from edgecnn.pkg import mod``, ``from edgecnn.pkg.mod import x``,
+    ``import edgecnn.pkg.mod``, relative imports)."""
+    root = SRC / pkg
+    mods = {p.stem for p in root.glob("*.py") if p.stem != "__init__"}
+    base = f"edgecnn.{pkg}"
+    graph: dict[str, set[str]] = {}
+    for path in sorted(root.glob("*.py")):
+        me = path.stem
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    target = ".".join(filter(None, [base, node.module or ""]))
+                else:
+                    target = node.module or ""
+                if target == base:
+                    deps.update(a.name for a in node.names if a.name in mods)
+                elif target.startswith(base + "."):
+                    deps.add(target[len(base) + 1 :].split(".")[0])
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name.startswith(base + "."):
+                        deps.add(a.name[len(base) + 1 :].split(".")[0])
+        graph[me] = {d for d in deps if d != me and (d in mods or d == "__init__")}
+    return graph
+
+
+def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        state[n] = 1
+        stack.append(n)
+        for d in sorted(graph.get(n, ())):
+            if state.get(d) == 1:
+                return stack[stack.index(d) :] + [d]
+            if d not in state and (c := visit(d)):
+                return c
+        stack.pop()
+        state[n] = 2
+        return None
+
+    for n in sorted(graph):
+        if n not in state and (c := visit(n)):
+            return c
+    return None
+
+
+def test_find_cycle_detects_lazy_import_cycles():
+    assert _find_cycle({"recipe": {"steps"}, "steps": {"recipe"}}) == ["recipe", "steps", "recipe"]
+    assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_compress_import_graph_is_acyclic():
+    graph = _package_import_graph("compress")
+    assert {"recipe", "steps", "quantize"} <= set(graph) and "steps" in graph["recipe"]
+    assert _find_cycle(graph) is None, _find_cycle(graph)

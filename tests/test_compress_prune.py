@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from compress_helpers import mnist, trained
+from compress_helpers import hook_macs, mnist, trained
 from edgecnn.compress.prune import (
     count_macs,
     layer_sensitivity,
@@ -38,6 +38,8 @@ def test_structured_prune_halves_macs_and_stays_valid(name, importance, tmp_path
     m = build_edge_model(name).eval()
     p, res = structured_prune(m, SHAPE, 0.5, importance=importance, rounds=2)
     assert count_macs(p, SHAPE) <= 0.5 * count_macs(m, SHAPE) == 0.5 * res.macs_before
+    assert res.macs_after == count_macs(p, SHAPE) == hook_macs(p)  # analysis vs hooks
+    assert res.params_after == sum(q.numel() for q in p.parameters())
     assert res.params_after < res.params_before
     convs = [c for c in p.modules() if isinstance(c, nn.Conv2d)]
     assert any(

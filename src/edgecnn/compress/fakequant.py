@@ -263,11 +263,11 @@ def qat_to_onnx(
     import tempfile
     from pathlib import Path
 
+    from edgecnn.compress._state import export_compact
     from edgecnn.compress.quantize import QuantConfig, quantize_int8
-    from edgecnn.compress.recipe import _export
 
     q = qat_train(model, data, FakeQuantConfig(8, 8, per_channel), epochs, lr, seed, threads)
     float_model = strip(q)
     with tempfile.TemporaryDirectory() as tmp:
-        src = _export(float_model, Path(tmp) / "qat_fp32.onnx", tuple(input_shape))
+        src = export_compact(float_model, Path(tmp) / "qat_fp32.onnx", tuple(input_shape))
         return quantize_int8(src, dst, data.x_calib, QuantConfig(per_channel=per_channel))

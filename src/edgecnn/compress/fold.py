@@ -132,7 +132,8 @@ def count_batchnorm(module: nn.Module) -> int:
 def fold_batchnorm_onnx(model: onnx.ModelProto) -> tuple[onnx.ModelProto, FoldResult]:
     """Fold ``BatchNormalization`` nodes that follow a ``Conv`` into the conv's initializers.
 
-    The conv's weight (and bias, created if absent) must be initializers and the conv output
+    The conv's weight (and bias, created if absent) must be initializers (directly or through
+    ``Identity`` nodes, as the exporter writes deduplicated constants) and the conv output
     must feed only the BN. Other BN nodes are left in place and listed in ``unfoldable``.
     Returns a new ``ModelProto`` (the input is not modified).
     """
@@ -145,6 +146,17 @@ def fold_batchnorm_onnx(model: onnx.ModelProto) -> tuple[onnx.ModelProto, FoldRe
         for i in n.input:
             consumers.setdefault(i, []).append(n)
     graph_outputs = {o.name for o in g.output}
+    # the exporter deduplicates equal constants (e.g. a fresh model's BN statistics) into one
+    # initializer read through Identity nodes: look through them to the initializer
+    ident = {n.output[0]: n.input[0] for n in g.node if n.op_type == "Identity"}
+
+    def const(x: str) -> onnx.TensorProto | None:
+        for _ in range(len(ident) + 1):
+            if x in inits or x not in ident:
+                break
+            x = ident[x]
+        return inits.get(x)
+
     result = FoldResult()
     remove: list[onnx.NodeProto] = []
     for bn in list(g.node):
@@ -157,20 +169,20 @@ def fold_batchnorm_onnx(model: onnx.ModelProto) -> tuple[onnx.ModelProto, FoldRe
             or conv.op_type != "Conv"
             or len(consumers.get(conv.output[0], [])) != 1
             or conv.output[0] in graph_outputs
-            or conv.input[1] not in inits
-            or (len(conv.input) > 2 and conv.input[2] not in inits)
-            or any(x not in inits for x in bn.input[1:5])
+            or const(conv.input[1]) is None
+            or (len(conv.input) > 2 and conv.input[2] and const(conv.input[2]) is None)
+            or any(const(x) is None for x in bn.input[1:5])
         ):
             result.unfoldable.append(
                 f"{name}: not directly after a Conv with constant weights (pre-activation BN)"
             )
             continue
         eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
-        gamma, beta, mean, var = (numpy_helper.to_array(inits[x]) for x in bn.input[1:5])
-        w = numpy_helper.to_array(inits[conv.input[1]]).astype(np.float64)
+        gamma, beta, mean, var = (numpy_helper.to_array(const(x)) for x in bn.input[1:5])
+        w = numpy_helper.to_array(const(conv.input[1])).astype(np.float64)
         s = gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + eps)
         if len(conv.input) > 2 and conv.input[2]:
-            b = numpy_helper.to_array(inits[conv.input[2]]).astype(np.float64)
+            b = numpy_helper.to_array(const(conv.input[2])).astype(np.float64)
         else:
             b = np.zeros_like(s)
         new_w = (w * s.reshape(-1, *([1] * (w.ndim - 1)))).astype(np.float32)
@@ -189,6 +201,13 @@ def fold_batchnorm_onnx(model: onnx.ModelProto) -> tuple[onnx.ModelProto, FoldRe
         result.folded.append((conv.name or conv.output[0], name))
     for n in remove:
         g.node.remove(n)
+    while True:  # Identity nodes that only fed the removed BNs
+        read = {i for n in g.node for i in n.input} | graph_outputs
+        dead = [n for n in g.node if n.op_type == "Identity" and n.output[0] not in read]
+        if not dead:
+            break
+        for n in dead:
+            g.node.remove(n)
     # drop initializers nobody uses any more
     used = {i for n in g.node for i in n.input}
     keep = [t for t in g.initializer if t.name in used]

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor, nn
 
+from edgecnn.compress.measure import module_costs
 from edgecnn.errors import ConfigError, EdgecnnError
 
 IMPORTANCES = ("l1", "l2", "bn", "taylor")
@@ -89,31 +90,12 @@ def magnitude_prune(
 
 
 def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Conv/linear MACs of one forward pass (forward hooks; bias, BN and activations ignored).
+    """MACs of one forward pass at ``input_shape``: ``edgecnn.analysis.profile`` of the module's
+    graph (``graph.from_torch``, meta tensors: no weights read, nothing computed).
 
-    Conv: output elements x (C_in / groups) x kh x kw. Linear: output elements x in_features.
+    Analyser errors propagate; ops without a cost are warned about (:func:`module_costs`).
     """
-    total = 0
-
-    def hook(mod: nn.Module, _inp, out: Tensor) -> None:
-        nonlocal total
-        if isinstance(mod, nn.Conv2d):
-            k = mod.kernel_size[0] * mod.kernel_size[1]
-            total += out.numel() * (mod.in_channels // mod.groups) * k
-        elif isinstance(mod, nn.Linear):
-            total += out.numel() * mod.in_features
-
-    hooks = [x.register_forward_hook(hook) for x in model.modules()]
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(input_shape))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was)
-    return total
+    return module_costs(model, input_shape).macs
 
 
 def _importance(kind: str, model: nn.Module):
@@ -142,7 +124,8 @@ def _classifier(model: nn.Module) -> list[nn.Module]:
 
 @dataclass
 class PruneResult:
-    """Structured pruning outcome: MACs/params before and after and the per-round log."""
+    """Structured pruning outcome: MACs/params before and after (``edgecnn.analysis``) and the
+    per-round log ``{step, macs, accuracy}``."""
 
     macs_before: int
     macs_after: int
@@ -188,8 +171,8 @@ def structured_prune(
         raise EdgecnnError("Taylor importance needs training data for gradients: pass --data")
     m = copy.deepcopy(model).eval()
     example = torch.zeros(input_shape)
-    macs0 = count_macs(m, input_shape)
-    params0 = sum(p.numel() for p in m.parameters())
+    costs0 = module_costs(m, input_shape)
+    macs0, params0 = costs0.macs, costs0.params
     steps = max(1, rounds) * 4  # fine-grained ramp; we stop at the MACs target
     try:
         pruner = tp.pruner.MetaPruner(
@@ -225,8 +208,8 @@ def structured_prune(
             break
     m.zero_grad(set_to_none=True)
     m.eval()
-    res.macs_after = count_macs(m, input_shape)
-    res.params_after = sum(p.numel() for p in m.parameters())
+    costs1 = module_costs(m, input_shape)
+    res.macs_after, res.params_after = costs1.macs, costs1.params
     return m, res
 
 

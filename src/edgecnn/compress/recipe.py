@@ -11,18 +11,22 @@ Recipe file::
       - step: quantize       # INT8 static PTQ, U8S8 QDQ
         calibration: minmax
 
-Step names: see :data:`STEP_TYPES`; every step's options are the fields of its dataclass and
-unknown keys are rejected with the list of valid ones. Accuracy budgets (``max_drop``) are in
-percentage points of test accuracy.
+Step names: the keys of :data:`~edgecnn.compress.steps.STEPS`; every step's options are the
+fields of its config dataclass (flat keys; ``quantize`` takes every
+:class:`~edgecnn.compress.quantize.QuantConfig` field plus ``max_drop``), unknown keys are
+rejected with the list of valid ones and out-of-range values with the valid range. Accuracy
+budgets (``max_drop``) are in percentage points of test accuracy.
 
 Output directory (written through :func:`edgecnn.io.atomic_dir`, so a failed run leaves nothing):
 ``model.onnx`` (final), ``model.pt`` (the last PyTorch model, when the input was PyTorch and its
 architecture is known), ``step-<i>-<name>.onnx`` (every stage) and ``report.json``
-``{"steps": [...]}``: first ``"step": "input"``, then one entry per step with ``accuracy``
-(fraction 0-1 on the test split, ``null`` without data), ``macs``, ``params`` (conv/linear
-weights and biases counted on the ONNX graph), ``size_bytes`` (the ONNX file), ``latency_ms``
-(ONNX Runtime, 1 thread, batch 1, median of 100 runs) and, for quantized models,
-``int8_conv_fraction``.
+(:meth:`CompressReport.to_dict`, ``"kind": "compress"``): first ``"step": "input"``, then one
+entry per step with ``accuracy`` (fraction 0-1 on the test split, ``null`` without data),
+``macs`` and ``params`` (``edgecnn.analysis.profile`` of the step's ONNX graph; FP16 and QDQ
+weights count like FP32 ones), ``unknown_ops`` (ops the analyser has no MAC count for),
+``size_bytes`` (the ONNX file), ``latency_ms`` (ONNX Runtime, 1 thread, batch 1, median of
+``measure_runs`` runs), for quantized models ``int8_conv_fraction``, and ``details`` (the step's
+typed :mod:`~edgecnn.compress.details`).
 """
 
 from __future__ import annotations
@@ -30,165 +34,61 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 from torch import nn
 
-from edgecnn.compress._cost import onnx_macs_params
-from edgecnn.compress.quantize import QuantConfig, compact_onnx
+from edgecnn.compress._state import StepState as _State
+from edgecnn.compress._state import export_compact
+from edgecnn.compress.details import InputDetails, StepDetails
+from edgecnn.compress.measure import latency_ms, onnx_costs
+from edgecnn.compress.steps import (
+    STEPS,
+    DistillStep,
+    FoldStep,
+    Fp16Step,
+    PruneStep,
+    QatStep,
+    QuantizeStep,
+    StepConfig,
+)
 from edgecnn.data.loaders import DataSplits, check_input_shape
 from edgecnn.errors import ConfigError, EdgecnnError, ModelLoadError
 
-# ----------------------------------------------------------------------------- step configs
-
-
-@dataclass(frozen=True)
-class FoldStep:
-    """Fold BatchNorm into the preceding conv/linear (PyTorch module or ONNX graph)."""
-
-    name = "fold"
-    needs_torch = False
-    needs_data = False
-
-
-@dataclass(frozen=True)
-class QuantizeStep:
-    """INT8 static PTQ through ONNX Runtime (see :class:`~edgecnn.compress.quantize.QuantConfig`).
-
-    ``max_drop`` (percentage points): when set, layers are kept in float, most sensitive first,
-    until the INT8 model is within the budget (mixed precision).
-    """
-
-    activation_type: str = "uint8"
-    weight_type: str = "int8"
-    per_channel: bool = True
-    symmetric_activations: bool = False
-    symmetric_weights: bool = True
-    calibration: str = "minmax"
-    percentile: float = 99.999
-    calib_samples: int = 200
-    max_drop: float | None = None
-
-    name = "quantize"
-    needs_torch = False
-    needs_data = True
-
-    def quant_config(self, exclude: tuple[str, ...] = ()) -> QuantConfig:
-        kw = {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(QuantConfig)
-            if hasattr(self, f.name)
-        }
-        kw["nodes_to_exclude"] = exclude
-        return QuantConfig(**kw)
-
-    def __post_init__(self) -> None:
-        self.quant_config()  # validates (refuses Distribution calibration, bad types)
-
-
-@dataclass(frozen=True)
-class Fp16Step:
-    """Convert weights and compute to FP16 (float32 inputs/outputs kept)."""
-
-    name = "fp16"
-    needs_torch = False
-    needs_data = False
-
-
-@dataclass(frozen=True)
-class PruneStep:
-    """Structured channel pruning to a MACs target with fine-tuning, or unstructured magnitude.
-
-    ``method``: ``structured`` (removes channels; ``target_macs_reduction`` fraction 0-1,
-    ``importance`` l1/l2/bn/taylor) or ``unstructured`` (``sparsity`` fraction 0-1, ``scope``
-    layer/global; MACs unchanged). ``finetune_epochs`` per pruning round; ``max_drop`` in points
-    is reported against (``within_budget`` in the report entry). ``round_to`` keeps channel
-    counts multiples of 8 (odd widths make ORT's blocked kernels slower than the dense model).
-    ``sensitivity_scan`` records accuracy vs prune ratio per conv (on 300 test images, no
-    fine-tuning) in the report entry's ``details["sensitivity"]`` (``{layer: [[ratio, acc]]}``).
-    """
-
-    method: str = "structured"
-    target_macs_reduction: float = 0.5
-    importance: str = "l1"
-    rounds: int = 2
-    finetune_epochs: int = 2
-    lr: float = 5e-3
-    sparsity: float = 0.5
-    scope: str = "layer"
-    max_drop: float = 1.0
-    round_to: int = 8
-    sensitivity_scan: bool = True
-    seed: int = 0
-
-    name = "prune"
-    needs_torch = True
-    needs_data = True
-
-    def __post_init__(self) -> None:
-        if self.method not in ("structured", "unstructured"):
-            raise ConfigError(
-                f"prune method must be structured or unstructured, got '{self.method}'"
-            )
-
-
-@dataclass(frozen=True)
-class DistillStep:
-    """Fine-tune the current model with the input model (or a checkpoint) as teacher.
-
-    ``teacher``: ``input`` or a checkpoint path. Hinton loss with ``temperature`` and ``alpha``;
-    ``hint_weight > 0`` adds feature distillation through a learned 1x1 adapter.
-    """
-
-    teacher: str = "input"
-    epochs: int = 3
-    temperature: float = 4.0
-    alpha: float = 0.7
-    hint_weight: float = 0.0
-    lr: float = 2e-3
-    seed: int = 0
-
-    name = "distill"
-    needs_torch = True
-    needs_data = True
-
-
-@dataclass(frozen=True)
-class QatStep:
-    """Quantization-aware training (fake-quant, STE, BN folded) then INT8 QDQ export via ORT."""
-
-    epochs: int = 2
-    lr: float = 2e-4  # small: QAT fine-tunes a converged float model
-    per_channel: bool = True
-    seed: int = 0
-
-    name = "qat"
-    needs_torch = True
-    needs_data = True
-
-
-STEP_TYPES: dict[str, type] = {
-    c.name: c for c in (FoldStep, PruneStep, DistillStep, QuantizeStep, Fp16Step, QatStep)
-}
-_TERMINAL = ("quantize", "fp16", "qat")
+__all__ = [
+    "STEPS",
+    "CompressReport",
+    "DistillStep",
+    "FoldStep",
+    "Fp16Step",
+    "PruneStep",
+    "QatStep",
+    "QuantizeStep",
+    "Recipe",
+    "StepReport",
+    "load_recipe",
+    "parse_recipe",
+    "run_recipe",
+    "with_max_drop",
+]
 
 
 @dataclass(frozen=True)
 class Recipe:
     """An ordered list of step configs."""
 
-    steps: tuple[Any, ...]
+    steps: tuple[StepConfig, ...]
 
     def to_dict(self) -> dict:
-        return {"steps": [{"step": s.name, **asdict(s)} for s in self.steps]}
+        return {"steps": [{"step": s.name, **dataclasses.asdict(s)} for s in self.steps]}
 
 
 def _coerce(step: str, f: dataclasses.Field, v: Any) -> Any:
@@ -211,6 +111,14 @@ def _coerce(step: str, f: dataclasses.Field, v: Any) -> Any:
         return float(v)
     if isinstance(default, str) and not isinstance(v, str):
         raise ConfigError(f"step '{step}': option '{f.name}' must be a string, got {v!r}")
+    if isinstance(default, tuple):
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
+            raise ConfigError(
+                f"step '{step}': option '{f.name}' must be a list of strings, got {v!r}"
+            )
+        return tuple(v)
     return v
 
 
@@ -227,17 +135,17 @@ def parse_recipe(obj: Any) -> Recipe:
     raw = obj.get("steps")
     if not isinstance(raw, list) or not raw:
         raise ConfigError("recipe 'steps' must be a non-empty list of {step: NAME, ...options}")
-    steps = []
+    steps: list[StepConfig] = []
     for i, entry in enumerate(raw, 1):
         if not isinstance(entry, dict) or "step" not in entry:
             raise ConfigError(f"recipe step {i} must be a mapping with a 'step' key, got {entry!r}")
         name = entry["step"]
-        cls = STEP_TYPES.get(name)
-        if cls is None:
+        spec = STEPS.get(name)
+        if spec is None:
             raise ConfigError(
-                f"recipe step {i}: unknown step '{name}': choose one of {', '.join(STEP_TYPES)}"
+                f"recipe step {i}: unknown step '{name}': choose one of {', '.join(STEPS)}"
             )
-        fields = {f.name: f for f in dataclasses.fields(cls)}
+        fields = {f.name: f for f in dataclasses.fields(spec.config)}
         opts = {k: v for k, v in entry.items() if k != "step"}
         unknown = sorted(set(opts) - set(fields))
         if unknown:
@@ -245,9 +153,13 @@ def parse_recipe(obj: Any) -> Recipe:
             raise ConfigError(
                 f"recipe step {i} ('{name}'): unknown key(s) {', '.join(unknown)}; valid keys: {valid}"
             )
-        steps.append(cls(**{k: _coerce(name, fields[k], v) for k, v in opts.items()}))
+        try:
+            steps.append(spec.config(**{k: _coerce(name, fields[k], v) for k, v in opts.items()}))
+        except ConfigError as e:
+            msg = str(e).removeprefix(f"step '{name}': ")
+            raise ConfigError(f"recipe step {i} ('{name}'): {msg}") from None
     for i, s in enumerate(steps[:-1]):
-        if s.name in _TERMINAL and any(t.needs_torch for t in steps[i + 1 :]):
+        if s.terminal and any(t.needs_torch for t in steps[i + 1 :]):
             raise ConfigError(
                 f"step '{s.name}' produces an ONNX-only model, so later PyTorch steps cannot run: "
                 "put quantize/fp16/qat last"
@@ -257,8 +169,8 @@ def parse_recipe(obj: Any) -> Recipe:
 
 def with_max_drop(recipe: Recipe, max_drop: float) -> Recipe:
     """A copy of ``recipe`` whose quantize steps use mixed precision with ``max_drop`` points."""
-    if max_drop < 0:
-        raise ConfigError(f"--max-drop must be >= 0 points, got {max_drop}")
+    if not isinstance(max_drop, (int, float)) or not math.isfinite(max_drop) or max_drop < 0:
+        raise ConfigError(f"--max-drop must be a finite number >= 0 points, got {max_drop}")
     if not any(isinstance(s, QuantizeStep) for s in recipe.steps):
         raise ConfigError("--max-drop applies to quantize steps but the recipe has none")
     return Recipe(
@@ -293,7 +205,10 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
 
 @dataclass
 class StepReport:
-    """One row of report.json (accuracy fraction 0-1, size in bytes, latency in ms)."""
+    """One row of report.json (accuracy fraction 0-1, size in bytes, latency in ms).
+
+    ``unknown_ops``: ``{layer, op}`` of ops the analyser has no MAC count for (normally empty).
+    """
 
     step: str
     accuracy: float | None
@@ -302,10 +217,21 @@ class StepReport:
     size_bytes: int
     latency_ms: float | None  #: None when the runner was asked not to time (measure_runs=0)
     int8_conv_fraction: float | None = None
-    details: dict = field(default_factory=dict)
+    details: StepDetails = field(default_factory=InputDetails)
+    unknown_ops: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        d = {
+            "step": self.step,
+            "accuracy": self.accuracy,
+            "macs": self.macs,
+            "params": self.params,
+            "size_bytes": self.size_bytes,
+            "latency_ms": self.latency_ms,
+            "int8_conv_fraction": self.int8_conv_fraction,
+            "details": self.details.to_dict(),
+            "unknown_ops": [dict(u) for u in self.unknown_ops],
+        }
         if d["int8_conv_fraction"] is None:
             del d["int8_conv_fraction"]
         return d
@@ -330,68 +256,29 @@ class CompressReport:
         }
 
 
-@dataclass
-class _State:
-    module: nn.Module | None
-    arch: str | None
-    arch_kwargs: dict
-    input_shape: tuple[int, ...]
-    onnx_path: Path
-    name: str
-
-
-def _export(module: nn.Module, path: Path, input_shape: tuple[int, ...]) -> Path:
-    try:
-        from edgecnn.runtime.export import export_onnx_bytes
-    except ImportError:  # pragma: no cover - the runtime package ships with edgecnn
-        raise EdgecnnError("ONNX export is unavailable (edgecnn.runtime missing)") from None
-    data = export_onnx_bytes(module, input_shape)
-    path.write_bytes(compact_onnx(onnx.load_from_string(data)).SerializeToString())
-    return path
-
-
-def _latency_ms(path: Path, input_shape: tuple[int, ...], runs: int = 100) -> float:
-    from edgecnn.runtime.bench import measure_latency
-    from edgecnn.runtime.session import make_session
-
-    sess = make_session(path, threads=1)
-    feed = {
-        sess.get_inputs()[0].name: np.random.default_rng(0)
-        .standard_normal(input_shape)
-        .astype(np.float32)
-    }
-    return measure_latency(lambda: sess.run(None, feed), runs=runs, warmup=10).median_ms
-
-
-def _costs(path: Path) -> tuple[int, int]:
-    """``(MACs, params)``: the analyser's profile of the ONNX graph, cross-checked by our counter.
-
-    ``edgecnn.analysis.profile`` counts MACs; its parameter count covers float initializers only,
-    so for quantized (QDQ) graphs the params come from :func:`onnx_macs_params`, which looks
-    through DequantizeLinear. If the analyser cannot read a graph, our counter is used alone.
-    """
-    own_macs, own_params = onnx_macs_params(onnx.load(str(path)))
-    try:
-        from edgecnn.analysis import profile
-        from edgecnn.graph import load_graph
-
-        totals = profile(load_graph(str(path))).totals
-    except Exception:  # the analyser's ONNX frontend may not know every QDQ/contrib op
-        return own_macs, own_params
-    quantized = own_params != totals.params
-    return int(totals.macs), own_params if quantized else int(totals.params)
-
-
 def _measure(
-    step: str, path: Path, st: _State, data: DataSplits | None, runs: int, **extra
+    step: str,
+    path: Path,
+    st: _State,
+    data: DataSplits | None,
+    details: StepDetails,
+    runs: int = 100,
 ) -> StepReport:
     from edgecnn.compress.quantize import onnx_accuracy
 
-    macs, params = _costs(path)
+    costs = onnx_costs(path)
     acc = onnx_accuracy(path, data.x_test, data.y_test) if data is not None else None
-    frac = extra.pop("int8_conv_fraction", None)
-    latency = _latency_ms(path, st.input_shape, runs) if runs > 0 else None
-    return StepReport(step, acc, macs, params, path.stat().st_size, latency, frac, extra)
+    return StepReport(
+        step,
+        acc,
+        costs.macs,
+        costs.params,
+        path.stat().st_size,
+        latency_ms(path, st.input_shape, runs) if runs > 0 else None,
+        getattr(details, "int8_conv_fraction", None),
+        details,
+        list(costs.unknown_ops),
+    )
 
 
 def _resolve_input(model: Any, input_shape: tuple[int, ...] | None, work: Path) -> _State:
@@ -401,7 +288,7 @@ def _resolve_input(model: Any, input_shape: tuple[int, ...] | None, work: Path) 
         return _State(
             m,
             getattr(model, "_edgecnn_arch", None),
-            dict(getattr(model, "_edgecnn_arch_kwargs", None) or {}),
+            {},
             shape,
             work / "in.onnx",
             type(model).__name__,
@@ -457,14 +344,16 @@ def run_recipe(
     progress: Callable[[Iterable], Iterable] | None = None,
     input_shape: tuple[int, ...] | None = None,
     measure_runs: int = 100,
+    on_step: Callable[[str], None] | None = None,
 ) -> CompressReport:
     """Run ``recipe`` on ``model`` (module, checkpoint/ONNX path or torchvision name).
 
     ``data``: :class:`DataSplits`, a ``--data`` spec (``mnist``, ``digits``, a folder) or None
     (then accuracy is ``null`` and steps needing data are refused). ``progress`` wraps the step
-    iterable (e.g. ``lambda it: track(it, "compress", total=n)``). ``measure_runs`` timed ORT
-    runs per step (1 thread, batch 1); 0 skips timing (``latency_ms`` is None), for callers that
-    time the steps themselves. The input model is never modified; the output directory appears
+    iterable (e.g. ``lambda it: track(it, "compress", total=n)``); ``on_step`` is called with
+    the step's name and position (``"prune 2/4"``) before the step runs. ``measure_runs``: ORT
+    runs per latency median (1 thread, batch 1); 0 skips timing (``latency_ms`` is None), for
+    callers that time the steps themselves. The input model is never modified; the output directory appears
     only if every step succeeds.
     """
     rec = (
@@ -490,17 +379,20 @@ def run_recipe(
             check_input_shape(st.input_shape, splits)
         reference = copy.deepcopy(st.module) if st.module is not None else None
         if st.module is not None:
-            _export(st.module, st.onnx_path, st.input_shape)
+            export_compact(st.module, st.onnx_path, st.input_shape)
         with _atomic_out(out_dir) as out:
-            rows = [_measure("input", st.onnx_path, st, splits, measure_runs)]
+            rows = [_measure("input", st.onnx_path, st, splits, InputDetails(), measure_runs)]
             shutil.copyfile(st.onnx_path, out / "step-0-input.onnx")
+            n = len(rec.steps)
             iterable: Iterable = list(enumerate(rec.steps, 1))
             if progress is not None:
                 iterable = progress(iterable)
             for i, s in iterable:
+                if on_step is not None:
+                    on_step(f"{s.name} {i}/{n}")
                 dst = out / f"step-{i}-{s.name}.onnx"
-                extra = _run_step(s, st, splits, reference, dst, work)
-                rows.append(_measure(s.name, dst, st, splits, measure_runs, **extra))
+                details = STEPS[s.name].run(s, st, splits, reference, dst, work)
+                rows.append(_measure(s.name, dst, st, splits, details, measure_runs))
                 st.onnx_path = dst
             shutil.copyfile(st.onnx_path, out / "model.onnx")
             if st.module is not None and st.arch is not None:
@@ -520,11 +412,3 @@ def _atomic_out(out_dir: str | os.PathLike[str]):
     from edgecnn.io import atomic_dir
 
     return atomic_dir(out_dir)
-
-
-def _run_step(
-    s: Any, st: _State, data: DataSplits | None, reference: nn.Module | None, dst: Path, work: Path
-) -> dict:
-    from edgecnn.compress import steps as impl
-
-    return impl.STEP_IMPLS[s.name](s, st, data, reference, dst, work)

@@ -12,6 +12,7 @@ held out); the recipe reports the final model's test accuracy.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -44,7 +45,8 @@ def mixed_precision(
     """Quantize ``src`` to ``dst`` keeping the most sensitive layers in float until the accuracy
     loss on the calibration split is at most ``max_drop`` points.
 
-    Returns ``(result, excluded node names, {node: sensitivity in points})``.
+    ``config.nodes_to_exclude`` stay in float throughout. Returns ``(result, node names
+    excluded by the search, {node: sensitivity in points})``.
     """
     cfg = config or QuantConfig()
     model = onnx.load(str(src))
@@ -56,7 +58,7 @@ def mixed_precision(
         base = onnx_accuracy(named, x, y)
 
         def quant(exclude: list[str], out: Path) -> tuple[QuantResult, float]:
-            c = QuantConfig(**{**cfg.__dict__, "nodes_to_exclude": tuple(exclude)})
+            c = dataclasses.replace(cfg, nodes_to_exclude=(*cfg.nodes_to_exclude, *exclude))
             r = quantize_int8(named, out, x, c)
             return r, onnx_accuracy(out, x, y)
 
