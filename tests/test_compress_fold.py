@@ -139,7 +139,7 @@ def test_onnx_cost_counter_matches_analyser_and_forward_hooks(tmp_path):
     """Our ONNX MAC/param counter against the analyser's profile and against forward hooks."""
     from edgecnn.analysis import profile
     from edgecnn.compress._cost import onnx_macs_params
-    from edgecnn.graph import load_graph
+    from edgecnn.models import load_graph
     from edgecnn.runtime.export import export_onnx
 
     for name in sorted(EDGE_MODELS):

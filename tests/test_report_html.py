@@ -20,16 +20,16 @@ def results(tmp_path_factory):
     import torch
 
     from edgecnn.analysis import profile
-    from edgecnn.graph import load_graph
+    from edgecnn.models import load_graph
     from edgecnn.hardware.config import load_preset
     from edgecnn.hardware.simulate import simulate
     from edgecnn.runtime.benchmark import bench_onnx
     from edgecnn.runtime.export import export_onnx
-    from edgecnn.runtime.models import resolve_module
+    from edgecnn.models import resolve_model
 
     d = tmp_path_factory.mktemp("results")
     torch.manual_seed(0)
-    rm = resolve_module("edge-resnet")
+    rm = resolve_model("edge-resnet")
     graph = load_graph(rm.module, input_shape=rm.input_shape)
     prof = profile(graph, device="host").to_dict()
     sim = simulate(graph, load_preset("seed-chip")).to_dict()

@@ -26,7 +26,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from edgecnn.errors import ModelLoadError, ShapeError
@@ -238,25 +237,6 @@ def _pair(v: Any, n: int = 2) -> tuple[int, ...]:
             vals = vals * n
         return tuple(vals)
     return (int(v),) * n
-
-
-class _SkipInitOnMeta(TorchFunctionMode):
-    """Skip in-place initialisers (``uniform_``, ``normal_``...) on meta tensors: they have no data."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        name = getattr(func, "__name__", "")
-        if name.endswith("_") and not name.startswith("__"):
-            first = args[0] if args else next(iter((kwargs or {}).values()), None)
-            if isinstance(first, torch.Tensor) and first.is_meta:
-                return first
-        return func(*args, **(kwargs or {}))
-
-
-@contextmanager
-def meta_construction() -> Iterator[None]:
-    """Build modules on the meta device without running weight initialisers (fast, no memory)."""
-    with torch.device("meta"), _SkipInitOnMeta():
-        yield
 
 
 class _Recorder(TorchDispatchMode):

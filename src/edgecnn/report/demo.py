@@ -87,7 +87,7 @@ def _run(cfg: DemoConfig, d: Path, prog: Progress) -> DemoResult:
     from edgecnn.analysis import profile
     from edgecnn.compress.quantize import onnx_accuracy
     from edgecnn.data import load_mnist5k_splits
-    from edgecnn.graph import load_graph
+    from edgecnn.models.resolve import load_graph
     from edgecnn.hardware.config import load_accelerator
     from edgecnn.hardware.simulate import SimOptions, simulate
     from edgecnn.models.checkpoint import save_checkpoint
@@ -279,7 +279,7 @@ def _compress(
         from edgecnn.compress.recipe import run_recipe
     except ImportError:  # a build without the recipe runner: fold + INT8 only
         return _fold_int8(d, model, splits, notes, prog)
-    from edgecnn.graph import load_graph
+    from edgecnn.models.resolve import load_graph
 
     recipe = cfg.recipe if cfg.recipe is not None else DEMO_RECIPE
     n_steps = len(recipe["steps"]) if isinstance(recipe, dict) else None
@@ -324,7 +324,7 @@ def _fold_int8(d: Path, model, splits, notes: list[str], prog: Progress) -> list
     from edgecnn.analysis import profile
     from edgecnn.compress.fold import fold_batchnorm
     from edgecnn.compress.quantize import QuantConfig, quantize_int8
-    from edgecnn.graph import load_graph
+    from edgecnn.models.resolve import load_graph
     from edgecnn.runtime.export import export_onnx
 
     shape = splits.input_shape

@@ -176,9 +176,9 @@ def bench_source(
 ) -> BenchResult:
     """Benchmark a PyTorch source: ORT (exported, checked) and PyTorch eager, interleaved."""
     from edgecnn.runtime.export import export_onnx
-    from edgecnn.runtime.models import resolve_module
+    from edgecnn.models.resolve import resolve_model
 
-    rm = resolve_module(source, input_shape=input_shape, batch=batch)  # type: ignore[arg-type]
+    rm = resolve_model(source, input_shape, batch=batch)  # type: ignore[arg-type]
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
