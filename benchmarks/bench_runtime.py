@@ -30,10 +30,10 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
+    from edgecnn.models.resolve import resolve_model
     from edgecnn.runtime.bench import interleaved
     from edgecnn.runtime.environment import environment_info
     from edgecnn.runtime.export import export_onnx, export_onnx_bytes
-    from edgecnn.models.resolve import resolve_model
     from edgecnn.runtime.predicted import predicted_vs_measured
     from edgecnn.runtime.session import input_feeds, make_session
 

@@ -8,8 +8,8 @@ import torch
 
 from edgecnn.analysis import profile
 from edgecnn.errors import ModelLoadError, ShapeError
-from edgecnn.models import load_graph
 from edgecnn.graph.from_onnx import graph_from_onnx
+from edgecnn.models import load_graph
 from edgecnn.models.zoo import build_zoo_model
 from edgecnn.studies.zoo import ZOO_STUDY_MODELS
 

@@ -20,12 +20,11 @@ def results(tmp_path_factory):
     import torch
 
     from edgecnn.analysis import profile
-    from edgecnn.models import load_graph
     from edgecnn.hardware.config import load_preset
     from edgecnn.hardware.simulate import simulate
+    from edgecnn.models import load_graph, resolve_model
     from edgecnn.runtime.benchmark import bench_onnx
     from edgecnn.runtime.export import export_onnx
-    from edgecnn.models import resolve_model
 
     d = tmp_path_factory.mktemp("results")
     torch.manual_seed(0)

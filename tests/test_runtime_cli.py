@@ -26,8 +26,8 @@ class _Reader(CalibrationDataReader):
 
 @pytest.fixture(scope="module")
 def fp32_and_int8(tmp_path_factory):
-    from edgecnn.runtime.export import export_onnx
     from edgecnn.models import resolve_model
+    from edgecnn.runtime.export import export_onnx
 
     d = tmp_path_factory.mktemp("m")
     torch.manual_seed(0)

@@ -73,7 +73,9 @@ def build_arch(arch: str, arch_kwargs: dict[str, Any]) -> nn.Module:
     import torchvision
 
     if arch in torchvision.models.list_models():
-        return tag_arch(torchvision.models.get_model(arch, weights=None, **arch_kwargs), arch, arch_kwargs)
+        return tag_arch(
+            torchvision.models.get_model(arch, weights=None, **arch_kwargs), arch, arch_kwargs
+        )
     raise ModelLoadError(
         f"checkpoint architecture '{arch}' is unknown: expected one of {sorted(EDGE_MODELS)} "
         "or a torchvision model name"

@@ -86,7 +86,9 @@ def is_checkpoint_path(source: Any) -> bool:
     )
 
 
-def default_input_shape(arch: str | None, arch_kwargs: dict[str, Any] | None = None) -> tuple[int, ...]:
+def default_input_shape(
+    arch: str | None, arch_kwargs: dict[str, Any] | None = None
+) -> tuple[int, ...]:
     """Batch-1 input shape of a registered architecture; :data:`DEFAULT_INPUT_SHAPE` for None.
 
     Raises ``ShapeError`` for a name that is neither an edge model nor a torchvision model.

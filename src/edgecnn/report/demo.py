@@ -87,11 +87,11 @@ def _run(cfg: DemoConfig, d: Path, prog: Progress) -> DemoResult:
     from edgecnn.analysis import profile
     from edgecnn.compress.quantize import onnx_accuracy
     from edgecnn.data import load_mnist5k_splits
-    from edgecnn.models.resolve import load_graph
     from edgecnn.hardware.config import load_accelerator
     from edgecnn.hardware.simulate import SimOptions, simulate
     from edgecnn.models.checkpoint import save_checkpoint
     from edgecnn.models.edge import build_edge_model, train_model
+    from edgecnn.models.resolve import load_graph
     from edgecnn.report.html import write_report
     from edgecnn.runtime.bench import interleaved
     from edgecnn.runtime.benchmark import bench_onnx

@@ -175,8 +175,8 @@ def bench_source(
     on_round: Callable[[int], None] | None = None,
 ) -> BenchResult:
     """Benchmark a PyTorch source: ORT (exported, checked) and PyTorch eager, interleaved."""
-    from edgecnn.runtime.export import export_onnx
     from edgecnn.models.resolve import resolve_model
+    from edgecnn.runtime.export import export_onnx
 
     rm = resolve_model(source, input_shape, batch=batch)  # type: ignore[arg-type]
     prev_threads = torch.get_num_threads()
