@@ -57,7 +57,7 @@ def test_edge_default_shape_is_the_same_on_every_path(tmp_path, arch, kwargs, ex
         shapes["recipe(name)"] = _recipe_shape(arch, tmp_path)
     assert shapes == dict.fromkeys(shapes, expected)
     rm = resolve_model(ckpt)
-    assert rm.arch == arch and rm.arch_kwargs == kwargs and rm.name == "m"
+    assert rm.arch == arch and rm.arch_kwargs == kwargs and rm.name == arch
 
 
 def test_zoo_default_shape_comes_from_the_weights_metadata():

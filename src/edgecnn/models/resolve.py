@@ -61,6 +61,9 @@ __all__ = [
 class ResolvedModel:
     """A module in eval mode, its name for reports and its full input shape (batch first).
 
+    ``name`` is what the user typed for names and factories, the architecture for checkpoints
+    and the class name for modules.
+
     Plain (not frozen) so that a caller can drop ``module`` once it is exported.
 
     ``arch`` is the registry name (edge model or torchvision) when known, else None;
@@ -175,9 +178,8 @@ def _from_checkpoint(path: Path) -> ResolvedModel:
     if not path.is_file():
         raise ModelLoadError(f"checkpoint '{path}' not found: check the path")
     module, info = load_checkpoint(path)
-    return ResolvedModel(
-        module.eval(), path.stem, (), str(info["arch"]), dict(info.get("arch_kwargs") or {})
-    )
+    arch = str(info["arch"])
+    return ResolvedModel(module.eval(), arch, (), arch, dict(info.get("arch_kwargs") or {}))
 
 
 def _from_factory(spec: str) -> ResolvedModel:
