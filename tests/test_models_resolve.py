@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 
@@ -96,7 +97,8 @@ def test_upper_case_checkpoint_suffix(tmp_path, suffix):
     assert load_graph(str(path)).meta["frontend"] == "torch"
 
 
-def test_upper_case_onnx_suffix(tmp_path):
+def test_upper_case_onnx_suffix(tmp_path, capsys):
+    from cli_helpers import run_cli
     from edgecnn.runtime.export import export_onnx
 
     path = tmp_path / "model.onnx"
@@ -108,6 +110,11 @@ def test_upper_case_onnx_suffix(tmp_path):
         resolve_model(str(upper))
     with pytest.raises(ModelLoadError, match="not found"):
         load_graph(str(tmp_path / "missing.ONNX"))
+    code, out, err = run_cli(
+        ["bench", str(upper), "--runs", "2", "--warmup", "0", "--json"], capsys
+    )
+    assert code == 0, err
+    assert json.loads(out)["input_shape"] == [1, 1, 28, 28]
 
 
 @pytest.mark.parametrize("dirname", ["models", "net.onnx", "net.pt", "pkg:attr"])
