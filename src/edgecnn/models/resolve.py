@@ -28,9 +28,9 @@ import difflib
 import importlib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -39,6 +39,9 @@ from edgecnn.errors import ConfigError, ModelLoadError, ShapeError
 from edgecnn.graph.from_torch import DEFAULT_INPUT_SHAPE, graph_from_module
 from edgecnn.graph.ir import Graph
 from edgecnn.models._arch import module_arch
+from edgecnn.models.checkpoint import load_checkpoint
+from edgecnn.models.edge import EDGE_MODELS, build_edge_model
+from edgecnn.models.zoo import build_zoo_model, meta_construction, zoo_entry, zoo_names
 
 #: Suffixes (compared case-insensitively) of edgecnn checkpoints and of ONNX files.
 CHECKPOINT_SUFFIXES: tuple[str, ...] = (".pt", ".pth", ".ckpt")
@@ -77,6 +80,15 @@ class ResolvedModel:
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
+class _Built(NamedTuple):
+    """A resolved source before its input shape is known."""
+
+    module: nn.Module
+    name: str
+    arch: str | None
+    arch_kwargs: dict[str, Any]
+
+
 def is_onnx_path(source: Any) -> bool:
     """Whether ``source`` is a path (str or PathLike) ending in ``.onnx`` in any case."""
     return isinstance(source, (str, os.PathLike)) and str(source).lower().endswith(ONNX_SUFFIX)
@@ -96,9 +108,6 @@ def default_input_shape(
 
     Raises ``ShapeError`` for a name that is neither an edge model nor a torchvision model.
     """
-    from edgecnn.models.edge import EDGE_MODELS
-    from edgecnn.models.zoo import zoo_entry, zoo_names
-
     if arch is None:
         return DEFAULT_INPUT_SHAPE
     if arch in EDGE_MODELS:
@@ -135,14 +144,14 @@ def resolve_model(
         if batch < 1:
             raise ShapeError(f"batch must be >= 1, got {batch}")
         shape = (batch, *shape[1:])
-    return replace(res, input_shape=tuple(shape))
+    return ResolvedModel(res.module, res.name, tuple(shape), res.arch, res.arch_kwargs)
 
 
-def _resolve(source: Any, device: str) -> ResolvedModel:
+def _resolve(source: Any, device: str) -> _Built:
     """The module, name and architecture of ``source``; the input shape is filled in later."""
     if isinstance(source, nn.Module):
         arch, kwargs = module_arch(source)
-        return ResolvedModel(source.eval(), type(source).__name__, (), arch, kwargs)
+        return _Built(source.eval(), type(source).__name__, arch, kwargs)
     if not isinstance(source, (str, os.PathLike)):
         raise ModelLoadError(
             f"cannot resolve a {type(source).__name__} as a model: give an nn.Module, a model "
@@ -172,17 +181,15 @@ def _resolve(source: Any, device: str) -> ResolvedModel:
     return _from_name(text, device)
 
 
-def _from_checkpoint(path: Path) -> ResolvedModel:
-    from edgecnn.models.checkpoint import load_checkpoint
-
+def _from_checkpoint(path: Path) -> _Built:
     if not path.is_file():
         raise ModelLoadError(f"checkpoint '{path}' not found: check the path")
     module, info = load_checkpoint(path)
     arch = str(info["arch"])
-    return ResolvedModel(module.eval(), arch, (), arch, dict(info.get("arch_kwargs") or {}))
+    return _Built(module.eval(), arch, arch, dict(info.get("arch_kwargs") or {}))
 
 
-def _from_factory(spec: str) -> ResolvedModel:
+def _from_factory(spec: str) -> _Built:
     mod_name, _, attr = spec.partition(":")
     if not mod_name or not attr or not mod_name.replace(".", "").replace("_", "").isalnum():
         raise ModelLoadError(
@@ -207,13 +214,10 @@ def _from_factory(spec: str) -> ResolvedModel:
             "point it at a function that builds the model"
         )
     arch, kwargs = module_arch(obj)
-    return ResolvedModel(obj.eval(), spec, (), arch, kwargs)
+    return _Built(obj.eval(), spec, arch, kwargs)
 
 
-def _from_name(name: str, device: str) -> ResolvedModel:
-    from edgecnn.models.edge import EDGE_MODELS, build_edge_model
-    from edgecnn.models.zoo import build_zoo_model, meta_construction, zoo_names
-
+def _from_name(name: str, device: str) -> _Built:
     if name in EDGE_MODELS:
         if device == "meta":
             with meta_construction():
@@ -225,7 +229,7 @@ def _from_name(name: str, device: str) -> ResolvedModel:
     else:
         raise ModelLoadError(_unknown_name_message(name, [*EDGE_MODELS, *zoo_names()]))
     arch, kwargs = module_arch(module)
-    return ResolvedModel(module.eval(), name, (), arch, kwargs)
+    return _Built(module.eval(), name, arch, kwargs)
 
 
 def _unknown_name_message(name: str, known: list[str]) -> str:
@@ -235,15 +239,9 @@ def _unknown_name_message(name: str, known: list[str]) -> str:
     close = difflib.get_close_matches(name, known, n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     return (
-        f"unknown model '{name}'{hint}: give an edge model ({', '.join(_edge_names())}), a "
+        f"unknown model '{name}'{hint}: give an edge model ({', '.join(sorted(EDGE_MODELS))}), a "
         "torchvision classification name, an .onnx file, a .pt checkpoint or module:factory"
     )
-
-
-def _edge_names() -> list[str]:
-    from edgecnn.models.edge import EDGE_MODELS
-
-    return sorted(EDGE_MODELS)
 
 
 def _check_shape(shape: Sequence[int]) -> tuple[int, ...]:
