@@ -15,6 +15,9 @@ Conventions
   They are never layer inputs; a layer that reads one records its shape in ``Layer.params``.
 * A module's own parameters are attributed to the first layer recorded while that module is the
   innermost running module; ``Graph.param_count`` is always ``sum(p.numel())`` over the model.
+* Each recorded op's kind and attributes come from :data:`CLASSIFIERS`, keyed by ATen overload
+  packet name, one handler per op family (``@classifies``); an op without one is ``UNKNOWN``
+  and listed in ``Graph.meta["unknown_ops"]``.
 """
 
 from __future__ import annotations
