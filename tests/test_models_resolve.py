@@ -121,7 +121,7 @@ def test_upper_case_onnx_suffix(tmp_path, capsys):
 def test_directory_is_named_a_directory(tmp_path, dirname):
     d = tmp_path / dirname
     d.mkdir()
-    for fn in (resolve_model, load_graph):
+    for fn in (resolve_model, load_graph, lambda src: _recipe_shape(src, tmp_path)):
         with pytest.raises(ModelLoadError, match="is a directory") as info:
             fn(str(d))
         assert "\n" not in str(info.value) and "not found" not in str(info.value)

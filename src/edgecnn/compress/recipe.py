@@ -394,9 +394,10 @@ def _measure(step: str, path: Path, st: _State, data: DataSplits | None, **extra
 
 
 def _resolve_input(model: Any, input_shape: tuple[int, ...] | None, work: Path) -> _State:
-    text = str(model)
-    p = Path(text)
-    if not isinstance(model, nn.Module) and text.lower().endswith(".onnx"):
+    from edgecnn.models.resolve import is_onnx_path, resolve_model
+
+    p = Path(str(model))
+    if is_onnx_path(model) and not p.is_dir():  # a directory: resolve_model says so
         if not p.is_file():
             raise ModelLoadError(f"ONNX file '{p}' does not exist: check the path")
         proto = onnx.load(str(p))
@@ -407,8 +408,6 @@ def _resolve_input(model: Any, input_shape: tuple[int, ...] | None, work: Path) 
         dst = work / "in.onnx"
         shutil.copyfile(p, dst)
         return _State(None, None, {}, shape, dst, p.stem)
-    from edgecnn.models.resolve import resolve_model
-
     # a module is copied: the input model is never modified
     rm = resolve_model(copy.deepcopy(model) if isinstance(model, nn.Module) else model, input_shape)
     return _State(rm.module, rm.arch, rm.arch_kwargs, rm.input_shape, work / "in.onnx", rm.name)
