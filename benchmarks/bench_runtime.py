@@ -30,12 +30,12 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
+    from edgecnn.models.resolve import resolve_model
     from edgecnn.runtime.bench import interleaved
     from edgecnn.runtime.environment import environment_info
     from edgecnn.runtime.export import export_onnx, export_onnx_bytes
-    from edgecnn.runtime.models import resolve_module
-    from edgecnn.studies.predicted import predicted_vs_measured
     from edgecnn.runtime.session import input_feeds, make_session
+    from edgecnn.studies.predicted import predicted_vs_measured
 
     env = environment_info(args.threads)
     print(
@@ -43,7 +43,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as d:
         for name in args.models:
-            rm = resolve_module(name)
+            rm = resolve_model(name)
             times = {}
             for exporter in ("torchscript", "dynamo"):
                 t0 = time.perf_counter()

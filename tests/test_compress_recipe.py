@@ -213,7 +213,7 @@ def test_run_recipe_python_api_on_module(tmp_path):
     assert names == ["fold 1/2", "fp16 2/2"]
     assert isinstance(rep, CompressReport) and all(isinstance(s, StepReport) for s in rep.steps)
     assert rep.to_dict()["kind"] == "compress"
-    assert rep.steps[1].details.bn_after == 0 and rep.steps[1].details.get("bn_after") == 0
+    assert rep.steps[1].details.bn_after == 0 and rep.steps[1].details.to_dict()["bn_after"] == 0
     assert rep.steps[2].details.to_dict() == {"precision": "fp16"}
     # FP16 weights count like FP32 ones, through edgecnn.analysis
     assert rep.steps[2].macs == rep.steps[1].macs and rep.steps[2].params == rep.steps[1].params

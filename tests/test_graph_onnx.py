@@ -8,9 +8,9 @@ import torch
 
 from edgecnn.analysis import profile
 from edgecnn.errors import ModelLoadError, ShapeError
-from edgecnn.graph import load_graph
 from edgecnn.graph.from_onnx import graph_from_onnx
-from edgecnn.models.zoo import build_zoo_model
+from edgecnn.models import load_graph
+from edgecnn.models.zoo import build_zoo_model, zoo_entry
 from edgecnn.studies.zoo import ZOO_STUDY_MODELS
 
 
@@ -32,12 +32,12 @@ def _export(model, shape, path, dynamic_batch=False):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ZOO_STUDY_MODELS)
 def test_onnx_frontend_agrees_with_torch_frontend(name, tmp_path):
-    size = 299 if name == "inception_v3" else 224
+    shape = zoo_entry(name).input_shape  # 299x299 for Inception v3, else 224x224
     torch.manual_seed(0)
     model = build_zoo_model(name, device="cpu")  # as its DEFAULT weights define it
-    path = _export(model, (1, 3, size, size), tmp_path / f"{name}.onnx")
+    path = _export(model, shape, tmp_path / f"{name}.onnx")
     from_onnx = profile(load_graph(str(path)))
-    from_torch = profile(load_graph(model, (1, 3, size, size)))
+    from_torch = profile(load_graph(model))  # the resolver's default: the same shape
     assert from_onnx.totals.macs == pytest.approx(from_torch.totals.macs, rel=0.01)
     # ONNX holds only what inference reads (no unused auxiliary heads): compare with the
     # parameters the PyTorch graph's layers read

@@ -9,10 +9,10 @@ from torch import nn
 from edgecnn.analysis import profile
 from edgecnn.analysis.fusion import fused_groups
 from edgecnn.analysis.residency import Step, allocate_resident
-from edgecnn.graph import load_graph
 from edgecnn.graph.ir import ALIAS_KINDS, MOVES_DATA, OpKind
 from edgecnn.hardware import load_accelerator, simulate
 from edgecnn.hardware.workload import build_workload
+from edgecnn.models import load_graph
 from edgecnn.models.zoo import build_zoo_model
 
 ZOO = ["resnet18", "googlenet", "mobilenet_v2", "inception_v3"]

@@ -139,8 +139,8 @@ def _bw_cfg(tmp_path, mode, bw="Bandwidth: 1\n"):
 
 @pytest.mark.parametrize("model_cycles", ["tiled", "scalesim"])
 def test_scalesim_calc_bandwidth_never_stalls_user_uses_bandwidth(tmp_path, model_cycles):
-    from edgecnn.graph import load_graph
     from edgecnn.hardware import InterfaceBandwidth, SimOptions, simulate
+    from edgecnn.models import load_graph
 
     calc, user = _bw_cfg(tmp_path, "CALC"), _bw_cfg(tmp_path, "USER")
     assert calc.interface_bandwidth is InterfaceBandwidth.CALC

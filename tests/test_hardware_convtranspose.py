@@ -4,9 +4,9 @@ import pytest
 from torch import nn
 
 from edgecnn.analysis import profile
-from edgecnn.graph import load_graph
 from edgecnn.hardware import load_accelerator, simulate
 from edgecnn.hardware.workload import build_workload
+from edgecnn.models import load_graph
 
 ACCEL = load_accelerator("tpu-32x32")
 

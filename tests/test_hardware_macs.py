@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from edgecnn.analysis import profile
-from edgecnn.graph import load_graph
 from edgecnn.graph.ir import Graph, Layer, OpKind, TensorInfo
 from edgecnn.hardware import load_accelerator, simulate
 from edgecnn.hardware.workload import matmul_shape_of
+from edgecnn.models import load_graph
 from edgecnn.models.zoo import build_zoo_model, zoo_names
 
 ATTENTION_MODELS = [n for n in zoo_names() if n.startswith(("vit_", "swin_", "maxvit"))]

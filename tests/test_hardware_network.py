@@ -238,8 +238,8 @@ GOLDEN = {
 
 @pytest.mark.parametrize("name", list(GOLDEN))
 def test_zoo_totals_on_every_preset_are_unchanged(name):
-    from edgecnn.graph import load_graph
     from edgecnn.hardware.config import PRESETS
+    from edgecnn.models import load_graph
 
     graph = load_graph(name)
     assert set(GOLDEN[name]) == set(PRESETS)

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgecnn.graph import load_graph
 from edgecnn.hardware.config import PRESETS, PSUM_BYTES, AcceleratorConfig, load_preset
 from edgecnn.hardware.simulate import SimOptions, simulate
 from edgecnn.hardware.tiling import Tiles, one_touch_elems, tile_footprint
 from edgecnn.hardware.workload import ArrayWork, build_workload
+from edgecnn.models import load_graph
 from edgecnn.models.zoo import zoo_names
 
 # every torchvision classification model (80), at its weights' crop size

@@ -110,3 +110,31 @@ def test_train_cli_bad_output_dir(tmp_path, capsys):
         main(["train", "edge-resnet", "--out", str(tmp_path / "no" / "m.pt"), "--epochs", "1"])
     assert e.value.code == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_train_model_restores_the_thread_count():
+    """train_model sets torch's global thread count; it must put it back on every exit path."""
+    before = torch.get_num_threads()
+    other = 2 if before == 1 else 1
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    m = build_edge_model("edge-resnet")
+    seen = []
+
+    def spy(_ep, _n):
+        seen.append(torch.get_num_threads())
+
+    train_model(m, x, y, epochs=1, batch_size=8, threads=other, augment=False, progress=spy)
+    assert seen == [other] and torch.get_num_threads() == before
+    with pytest.raises(ConfigError, match="unknown optimizer"):
+        train_model(m, x, y, epochs=1, threads=other, optimizer="bogus")
+    assert torch.get_num_threads() == before
+
+    def failing_loss(model, xb, yb):
+        raise RuntimeError("loss failed")
+
+    with pytest.raises(RuntimeError, match="loss failed"):
+        train_model(m, x, y, epochs=1, threads=other, loss_fn=failing_loss)
+    assert torch.get_num_threads() == before
+    train_model(m, x, y, epochs=1, batch_size=8, threads=None, augment=False, progress=spy)
+    assert seen[-1] == before

@@ -26,12 +26,12 @@ class _Reader(CalibrationDataReader):
 
 @pytest.fixture(scope="module")
 def fp32_and_int8(tmp_path_factory):
+    from edgecnn.models import resolve_model
     from edgecnn.runtime.export import export_onnx
-    from edgecnn.runtime.models import resolve_module
 
     d = tmp_path_factory.mktemp("m")
     torch.manual_seed(0)
-    rm = resolve_module("edge-resnet")
+    rm = resolve_model("edge-resnet")
     fp32 = export_onnx(rm.module, d / "fp32.onnx", rm.input_shape)
     int8 = d / "int8.onnx"
     quantize_static(

@@ -57,7 +57,7 @@ def profile(
     Example: edgecnn profile resnet50 --precision int8 --device rpi5 --onchip-bytes 2097152
     """
     from edgecnn.analysis import profile as run_profile
-    from edgecnn.graph import load_graph
+    from edgecnn.models.resolve import load_graph
 
     shape = parse_shape(input_shape)
     if precision not in ("fp32", "fp16", "int8"):

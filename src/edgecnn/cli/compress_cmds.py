@@ -113,7 +113,7 @@ def compress(
         )
     console.print(table)
     for s in report.steps:
-        for w in s.details.get("warnings", []):
+        for w in getattr(s.details, "warnings", None) or []:
             console.print(f"[yellow]warning[/]: {s.step}: {w}")
 
 

@@ -74,12 +74,13 @@ def bench(
 
     Example: edgecnn bench model-int8.onnx --baseline model-fp32.onnx --runs 100 --json
     """
+    from edgecnn.models.resolve import is_onnx_path
     from edgecnn.runtime.benchmark import bench_onnx, bench_source
 
     shape = parse_shape(input_shape)
     ticks = iter(track(range(runs), "benchmarking", total=runs, quiet=json_out))
     step = lambda _r: next(ticks, None)  # noqa: E731
-    if model.endswith(".onnx"):
+    if is_onnx_path(model):
         res = bench_onnx(
             model,
             batch=batch,

@@ -18,10 +18,6 @@ class StepDetails:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def get(self, key: str, default: Any = None) -> Any:
-        """``to_dict().get(key, default)``, for readers of the former plain-dict details."""
-        return self.to_dict().get(key, default)
-
 
 @dataclass(frozen=True, kw_only=True)
 class InputDetails(StepDetails):

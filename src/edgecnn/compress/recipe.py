@@ -282,20 +282,10 @@ def _measure(
 
 
 def _resolve_input(model: Any, input_shape: tuple[int, ...] | None, work: Path) -> _State:
-    if isinstance(model, nn.Module):
-        shape = tuple(input_shape or (1, 1, 28, 28))
-        m = copy.deepcopy(model).eval()
-        return _State(
-            m,
-            getattr(model, "_edgecnn_arch", None),
-            {},
-            shape,
-            work / "in.onnx",
-            type(model).__name__,
-        )
-    text = str(model)
-    p = Path(text)
-    if text.lower().endswith(".onnx"):
+    from edgecnn.models.resolve import is_onnx_path, resolve_model
+
+    p = Path(str(model))
+    if is_onnx_path(model) and not p.is_dir():  # a directory: resolve_model says so
         if not p.is_file():
             raise ModelLoadError(f"ONNX file '{p}' does not exist: check the path")
         proto = onnx.load(str(p))
@@ -306,26 +296,9 @@ def _resolve_input(model: Any, input_shape: tuple[int, ...] | None, work: Path) 
         dst = work / "in.onnx"
         shutil.copyfile(p, dst)
         return _State(None, None, {}, shape, dst, p.stem)
-    if text.lower().endswith((".pt", ".pth")):
-        from edgecnn.models.checkpoint import load_checkpoint
-
-        m, info = load_checkpoint(p)
-        shape = tuple(input_shape or _checkpoint_shape(m, info))
-        return _State(m, info["arch"], info["arch_kwargs"], shape, work / "in.onnx", p.stem)
-    from edgecnn.runtime.models import resolve_module
-
-    rm = resolve_module(text, input_shape=input_shape)
-    arch = text if ":" not in text else None
-    return _State(
-        copy.deepcopy(rm.module).eval(), arch, {}, tuple(rm.input_shape), work / "in.onnx", rm.name
-    )
-
-
-def _checkpoint_shape(m: nn.Module, info: dict) -> tuple[int, ...]:
-    first = next(x for x in m.modules() if isinstance(x, nn.Conv2d))
-    if info["arch"].startswith("edge-"):
-        return (1, first.in_channels, 28, 28)
-    return (1, first.in_channels, 224, 224)
+    # a module is copied: the input model is never modified
+    rm = resolve_model(copy.deepcopy(model) if isinstance(model, nn.Module) else model, input_shape)
+    return _State(rm.module, rm.arch, rm.arch_kwargs, rm.input_shape, work / "in.onnx", rm.name)
 
 
 def _load_data_arg(data: Any) -> DataSplits | None:

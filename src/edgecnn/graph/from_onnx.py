@@ -14,6 +14,7 @@ statistics (the model's trainable parameters).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -286,8 +287,68 @@ def _attrs(node: Any) -> dict[str, Any]:
 
 
 def _build(model: Any, shapes: dict, name: str) -> Graph:
+    """The Graph of a shape-inferred model: one layer per node that reads an activation."""
     g = model.graph
-    static: set[str] = {i.name for i in g.initializer}
+    param_numel = _parameter_sizes(g)
+    st = _BuildState(
+        shapes=shapes,
+        static={i.name for i in g.initializer},
+        origin={k: {k} for k in param_numel},
+    )
+    skip, gated = _gated_activations(g)
+    layers: list[Layer] = []
+    for idx, node in enumerate(g.node):
+        if idx in skip:
+            continue
+        kind, fn, ins = _node_kind(node, gated.get(idx))
+        if _propagate_static(node, kind, ins, st):
+            continue
+        _require_output_shapes(node, idx, shapes)
+        layers.append(_node_layer(node, idx, kind, fn, ins, st, param_numel))
+    unknown = sorted({layer.source_op for layer in layers if layer.op is OpKind.UNKNOWN})
+    init_names = {i.name for i in g.initializer}
+    return Graph(
+        name=name,
+        layers=layers,
+        inputs=[st.info(i.name) for i in g.input if i.name not in init_names],
+        outputs=[st.info(o.name) for o in g.output],
+        param_count=sum(param_numel.values()),
+        meta={"frontend": "onnx", "unknown_ops": unknown},
+    )
+
+
+@dataclass
+class _BuildState:
+    """What :func:`_build` carries from node to node.
+
+    ``static``: tensors computed from initializers only; ``origin``: static tensor -> the
+    parameters it derives from (DequantizeLinear, Transpose...); ``attributed``: parameters
+    already counted by an earlier layer; ``used_names``: layer names given so far.
+    """
+
+    shapes: dict
+    static: set[str]
+    origin: dict[str, set[str]]
+    attributed: set[str] = field(default_factory=set)
+    used_names: dict[str, int] = field(default_factory=dict)
+
+    def info(self, tensor: str) -> TensorInfo:
+        shape, elem = self.shapes.get(tensor, (None, 1))
+        return TensorInfo(tensor, shape or (), _ELEM_DTYPE.get(elem, "float32"))
+
+    def unique_name(self, name: str) -> str:
+        k = self.used_names.get(name, 0)
+        self.used_names[name] = k + 1
+        return f"{name}#{k + 1}" if k else name
+
+
+def _parameter_sizes(g: Any) -> dict[str, int]:
+    """Initializer -> element count, for the initializers that are trainable parameters.
+
+    Floating-point initializers count, except BatchNorm running statistics and the scales and
+    zero points of (De)QuantizeLinear; quantized weights and biases (the data input of a
+    DequantizeLinear) count whatever their type.
+    """
     float_inits = {
         i.name: math.prod(i.dims) for i in g.initializer if i.data_type in (1, 10, 11, 16)
     }
@@ -298,99 +359,97 @@ def _build(model: Any, shapes: dict, name: str) -> Graph:
         for k in (3, 4)
         if len(n.input) > k
     }
-    # quantized weights and biases: the data input of a DequantizeLinear (not scales/zero points)
+    init_names = {i.name for i in g.initializer}
     quantized = {
-        n.input[0] for n in g.node if n.op_type == "DequantizeLinear" and n.input[0] in static
+        n.input[0] for n in g.node if n.op_type == "DequantizeLinear" and n.input[0] in init_names
     }
     all_inits = {i.name: math.prod(i.dims) for i in g.initializer}
-    qparams = {  # scales and zero points of quantize/dequantize: metadata, not parameters
+    qparams = {
         i
         for n in g.node
         if n.op_type in ("QuantizeLinear", "DequantizeLinear")
         for i in n.input[1:]
     }
-    param_numel = {k: v for k, v in float_inits.items() if k not in bn_stats and k not in qparams}
-    param_numel.update({k: all_inits[k] for k in quantized})
-    # static tensors -> the parameters they are computed from (DequantizeLinear, Transpose...)
-    origin: dict[str, set[str]] = {k: {k} for k in param_numel}
-    attributed: set[str] = set()
-    layers: list[Layer] = []
-    used_names: dict[str, int] = {}
+    sizes = {k: v for k, v in float_inits.items() if k not in bn_stats and k not in qparams}
+    sizes.update({k: all_inits[k] for k in quantized})
+    return sizes
 
-    def info(tensor: str) -> TensorInfo:
-        shape, elem = shapes.get(tensor, (None, 1))
-        return TensorInfo(tensor, shape or (), _ELEM_DTYPE.get(elem, "float32"))
 
-    skip, gated = _gated_activations(g)
-    for idx, node in enumerate(g.node):
-        if idx in skip:
-            continue
-        kind, fn = _KIND.get(node.op_type, (OpKind.UNKNOWN, None))
-        if node.domain not in ("", "ai.onnx", "com.microsoft"):
-            kind, fn = OpKind.UNKNOWN, None
-        ins = [i for i in node.input if i]
-        if idx in gated:  # x * sigmoid(x) as one SiLU, x * hardsigmoid(x) as one HardSwish
-            kind, fn = OpKind.ACTIVATION, gated[idx][0]
-            ins = [gated[idx][1]]
-        dynamic = [i for i in ins if i not in static]
-        if kind is OpKind.CONSTANT or not dynamic:
-            derived = set().union(*(origin.get(i, set()) for i in ins))
-            for o in node.output:
-                if o:
-                    static.add(o)
-                    if derived:
-                        origin[o] = derived
-            continue
-        for o in node.output:
-            if o and shapes.get(o, (None, 0))[0] is None:
-                raise ShapeError(
-                    f"could not infer the shape of '{o}' (output of {node.op_type} node "
-                    f"'{node.name or idx}'): pass --input-shape, or simplify the model with onnxsim"
-                )
-        attrs = _attrs(node)
-        lname = node.name or f"{node.op_type}_{idx}"
-        k = used_names.get(lname, 0)
-        used_names[lname] = k + 1
-        if k:
-            lname = f"{lname}#{k + 1}"
-        params = {
-            f"{node.op_type.lower()}_in{j}": shapes[i][0] or ()
-            for j, i in enumerate(ins)
-            if i in static
-        }
-        weight_idx = _WEIGHT_INPUT.get(node.op_type, 1)
-        if kind in (OpKind.CONV, OpKind.CONV_TRANSPOSE, OpKind.LINEAR) or (
-            kind is OpKind.MATMUL and len(ins) > weight_idx and ins[weight_idx] in static
-        ):
-            params = _named_params(node, ins, static, shapes, weight_idx)
-        if kind is OpKind.MATMUL and "weight" in params:
-            kind = OpKind.LINEAR
-        layer_attrs = _layer_attrs(kind, fn, node, attrs, ins, shapes, params)
-        fresh = set().union(*(origin.get(i, set()) for i in ins)) - attributed
-        attributed |= fresh
-        layers.append(
-            Layer(
-                name=lname,
-                op=kind,
-                inputs=[info(i) for i in dynamic],
-                outputs=[info(o) for o in node.output if o][: None if kind is OpKind.SPLIT else 1],
-                params=params,
-                attrs=layer_attrs,
-                source_op=node.op_type
-                if node.domain in ("", "ai.onnx")
-                else f"{node.domain}.{node.op_type}",
-                param_count=sum(param_numel[i] for i in fresh),
+def _node_kind(node: Any, gate: tuple[str, str] | None) -> tuple[OpKind, str | None, list[str]]:
+    """The node's kind, activation/elementwise function and non-empty inputs.
+
+    ``gate`` is ``(activation, x)`` when the node is the Mul of a gated activation
+    (x * sigmoid(x) is one SiLU, x * hardsigmoid(x) one HardSwish): it then reads ``x`` only.
+    Ops of custom domains are UNKNOWN.
+    """
+    kind, fn = _KIND.get(node.op_type, (OpKind.UNKNOWN, None))
+    if node.domain not in ("", "ai.onnx", "com.microsoft"):
+        kind, fn = OpKind.UNKNOWN, None
+    ins = [i for i in node.input if i]
+    if gate is not None:
+        kind, fn = OpKind.ACTIVATION, gate[0]
+        ins = [gate[1]]
+    return kind, fn, ins
+
+
+def _propagate_static(node: Any, kind: OpKind, ins: list[str], st: _BuildState) -> bool:
+    """Mark the outputs of a constant node, or of one reading static tensors only, as static
+    (remembering which parameters they derive from). True if the node is not a layer."""
+    if kind is not OpKind.CONSTANT and any(i not in st.static for i in ins):
+        return False
+    derived = set().union(*(st.origin.get(i, set()) for i in ins))
+    for o in node.output:
+        if o:
+            st.static.add(o)
+            if derived:
+                st.origin[o] = derived
+    return True
+
+
+def _require_output_shapes(node: Any, idx: int, shapes: dict) -> None:
+    for o in node.output:
+        if o and shapes.get(o, (None, 0))[0] is None:
+            raise ShapeError(
+                f"could not infer the shape of '{o}' (output of {node.op_type} node "
+                f"'{node.name or idx}'): pass --input-shape, or simplify the model with onnxsim"
             )
-        )
-    unknown = sorted({layer.source_op for layer in layers if layer.op is OpKind.UNKNOWN})
-    init_names = {i.name for i in g.initializer}
-    return Graph(
-        name=name,
-        layers=layers,
-        inputs=[info(i.name) for i in g.input if i.name not in init_names],
-        outputs=[info(o.name) for o in g.output],
-        param_count=sum(param_numel.values()),
-        meta={"frontend": "onnx", "unknown_ops": unknown},
+
+
+def _node_layer(
+    node: Any,
+    idx: int,
+    kind: OpKind,
+    fn: str | None,
+    ins: list[str],
+    st: _BuildState,
+    param_numel: dict[str, int],
+) -> Layer:
+    """The layer of one node: static inputs become params, fresh parameters are attributed."""
+    shapes, static = st.shapes, st.static
+    params = {
+        f"{node.op_type.lower()}_in{j}": shapes[i][0] or ()
+        for j, i in enumerate(ins)
+        if i in static
+    }
+    weight_idx = _WEIGHT_INPUT.get(node.op_type, 1)
+    if kind in (OpKind.CONV, OpKind.CONV_TRANSPOSE, OpKind.LINEAR) or (
+        kind is OpKind.MATMUL and len(ins) > weight_idx and ins[weight_idx] in static
+    ):
+        params = _named_params(node, ins, static, shapes, weight_idx)
+    if kind is OpKind.MATMUL and "weight" in params:
+        kind = OpKind.LINEAR
+    fresh = set().union(*(st.origin.get(i, set()) for i in ins)) - st.attributed
+    st.attributed |= fresh
+    standard = node.domain in ("", "ai.onnx")
+    return Layer(
+        name=st.unique_name(node.name or f"{node.op_type}_{idx}"),
+        op=kind,
+        inputs=[st.info(i) for i in ins if i not in static],
+        outputs=[st.info(o) for o in node.output if o][: None if kind is OpKind.SPLIT else 1],
+        params=params,
+        attrs=_layer_attrs(kind, fn, node, _attrs(node), ins, shapes, params),
+        source_op=node.op_type if standard else f"{node.domain}.{node.op_type}",
+        param_count=sum(param_numel[i] for i in fresh),
     )
 
 

@@ -15,18 +15,20 @@ Conventions
   They are never layer inputs; a layer that reads one records its shape in ``Layer.params``.
 * A module's own parameters are attributed to the first layer recorded while that module is the
   innermost running module; ``Graph.param_count`` is always ``sum(p.numel())`` over the model.
+* Each recorded op's kind and attributes come from :data:`CLASSIFIERS`, keyed by ATen overload
+  packet name, one handler per op family (``@classifies``); an op without one is ``UNKNOWN``
+  and listed in ``Graph.meta["unknown_ops"]``.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from edgecnn.errors import ModelLoadError, ShapeError
@@ -240,25 +242,6 @@ def _pair(v: Any, n: int = 2) -> tuple[int, ...]:
     return (int(v),) * n
 
 
-class _SkipInitOnMeta(TorchFunctionMode):
-    """Skip in-place initialisers (``uniform_``, ``normal_``...) on meta tensors: they have no data."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        name = getattr(func, "__name__", "")
-        if name.endswith("_") and not name.startswith("__"):
-            first = args[0] if args else next(iter((kwargs or {}).values()), None)
-            if isinstance(first, torch.Tensor) and first.is_meta:
-                return first
-        return func(*args, **(kwargs or {}))
-
-
-@contextmanager
-def meta_construction() -> Iterator[None]:
-    """Build modules on the meta device without running weight initialisers (fast, no memory)."""
-    with torch.device("meta"), _SkipInitOnMeta():
-        yield
-
-
 class _Recorder(TorchDispatchMode):
     """Records ATen ops on meta tensors into :class:`Layer` s."""
 
@@ -338,7 +321,7 @@ class _Recorder(TorchDispatchMode):
                 self._set_name(o, src)
             return
 
-        kind, attrs = self._classify(packet, func, args, kwargs, tensor_args)
+        kind, attrs = classify(packet, args, self.static)
         if kind is OpKind.DROPOUT:
             for o in out_tensors:
                 self._set_name(o, self._name(dynamic[0]))
@@ -386,70 +369,6 @@ class _Recorder(TorchDispatchMode):
                     params[key] = tuple(t.shape)
         return params
 
-    def _classify(
-        self, packet: str, func: Any, args: tuple, kwargs: dict, tensors: list[torch.Tensor]
-    ) -> tuple[OpKind, dict[str, Any]]:
-        if packet in ("convolution", "_convolution", "conv2d", "conv1d", "conv3d"):
-            w = args[1]
-            nsp = w.dim() - 2
-            transposed = bool(args[6]) if len(args) > 6 else False
-            padding = _pair(args[4], nsp)
-            attrs: dict[str, Any] = {
-                "kernel": tuple(w.shape[2:]),
-                "stride": _pair(args[3], nsp),
-                "padding": padding + padding,
-                "dilation": _pair(args[5], nsp),
-                "groups": int(args[8]) if len(args) > 8 else 1,
-                "transposed": transposed,
-                "_label": "conv_transpose" if transposed else "conv",
-            }
-            return (OpKind.CONV_TRANSPOSE if transposed else OpKind.CONV), attrs
-        if packet in ("addmm", "mm", "bmm", "baddbmm", "addbmm", "matmul", "linear"):
-            mats = (
-                [args[1], args[2]]
-                if packet in ("addmm", "baddbmm", "addbmm")
-                else [args[0], args[1]]
-            )
-            if any(id(m) in self.static for m in mats):
-                return OpKind.LINEAR, {"_label": "linear"}
-            return OpKind.MATMUL, {"_label": "matmul"}
-        if packet in _ATTENTION:
-            return OpKind.ATTENTION, {"_label": "attention"}
-        if packet == "_native_multi_head_attention":
-            embed = int(args[3])
-            return OpKind.ATTENTION, {
-                "_label": "attention",
-                "num_heads": int(args[4]),
-                "embed_dim": embed,
-                "fused_projections": True,
-            }
-        if packet in _POOLS:
-            kind, mode = _POOLS[packet]
-            attrs = {"_label": "maxpool" if kind is OpKind.MAXPOOL else "avgpool", "mode": mode}
-            if mode != "adaptive":
-                k = _pair(args[1])
-                attrs["kernel"] = k
-                stride = args[2] if len(args) > 2 and args[2] else k
-                attrs["stride"] = _pair(stride)
-                pad = _pair(args[3]) if len(args) > 3 else (0, 0)
-                attrs["padding"] = pad + pad
-            return kind, attrs
-        if packet in _ACTIVATIONS:
-            return OpKind.ACTIVATION, {"_label": _ACTIVATIONS[packet], "fn": _ACTIVATIONS[packet]}
-        if packet in _ELEMENTWISE:
-            fn = _ELEMENTWISE[packet]
-            return OpKind.ELEMENTWISE, {"_label": fn, "fn": fn}
-        if packet == "mean" and args[0].dim() == 4 and len(args) > 1 and args[1] is not None:
-            dims = sorted(int(d) % 4 for d in args[1])
-            if dims == [2, 3]:  # adaptive average pooling to 1x1 decomposes to a spatial mean
-                return OpKind.AVGPOOL, {"_label": "avgpool", "mode": "global"}
-        if packet in _REDUCE:
-            return OpKind.REDUCE, {"_label": f"reduce_{_REDUCE[packet]}", "fn": _REDUCE[packet]}
-        if packet in _SIMPLE:
-            kind = _SIMPLE[packet]
-            return kind, {"_label": packet.strip("_").replace("native_", "")}
-        return OpKind.UNKNOWN, {"_label": packet}
-
     # -- module scope tracking ------------------------------------------------------------
     @contextmanager
     def tracking(self, model: nn.Module) -> Iterator[None]:
@@ -469,6 +388,131 @@ class _Recorder(TorchDispatchMode):
         finally:
             h1.remove()
             h2.remove()
+
+
+# ----------------------------------------------------------------------------- op classification
+#: What :func:`classify` returns: the layer's kind and its attributes (``_label`` names the layer).
+Classified = tuple[OpKind, dict[str, Any]]
+#: ``handler(packet, args, static)``; ``static`` holds the ids of parameters, buffers and tensors
+#: derived from them only.
+Classifier = Callable[[str, tuple, set[int]], Classified]
+
+#: ATen overload packet name -> its classifier (one handler per op family); built at import time.
+CLASSIFIERS: dict[str, Classifier] = {}
+
+
+def classifies(*packets: str) -> Callable[[Classifier], Classifier]:
+    """Register a classifier for ATen ``packets``; a packet registered twice raises."""
+
+    def register(fn: Classifier) -> Classifier:
+        for packet in packets:
+            if packet in CLASSIFIERS:
+                raise ValueError(f"duplicate ATen classifier for '{packet}'")
+            CLASSIFIERS[packet] = fn
+        return fn
+
+    return register
+
+
+def classify(packet: str, args: tuple, static: set[int]) -> Classified:
+    """Kind and attributes of ATen op ``packet``; ``UNKNOWN`` for an op with no classifier."""
+    handler = CLASSIFIERS.get(packet)
+    if handler is None:
+        return OpKind.UNKNOWN, {"_label": packet}
+    return handler(packet, args, static)
+
+
+@classifies("convolution", "_convolution", "conv2d", "conv1d", "conv3d")
+def _conv(packet: str, args: tuple, static: set[int]) -> Classified:
+    w = args[1]
+    nsp = w.dim() - 2
+    transposed = bool(args[6]) if len(args) > 6 else False
+    padding = _pair(args[4], nsp)
+    attrs: dict[str, Any] = {
+        "kernel": tuple(w.shape[2:]),
+        "stride": _pair(args[3], nsp),
+        "padding": padding + padding,
+        "dilation": _pair(args[5], nsp),
+        "groups": int(args[8]) if len(args) > 8 else 1,
+        "transposed": transposed,
+        "_label": "conv_transpose" if transposed else "conv",
+    }
+    return (OpKind.CONV_TRANSPOSE if transposed else OpKind.CONV), attrs
+
+
+_ADD_MATMUL = ("addmm", "baddbmm", "addbmm")  # (bias, a, b): the matrices are args 1 and 2
+
+
+@classifies(*_ADD_MATMUL, "mm", "bmm", "matmul", "linear")
+def _matmul(packet: str, args: tuple, static: set[int]) -> Classified:
+    """A product with a static operand (a weight) is LINEAR, two activations MATMUL."""
+    mats = (args[1], args[2]) if packet in _ADD_MATMUL else (args[0], args[1])
+    if any(id(m) in static for m in mats):
+        return OpKind.LINEAR, {"_label": "linear"}
+    return OpKind.MATMUL, {"_label": "matmul"}
+
+
+@classifies(*_ATTENTION)
+def _attention(packet: str, args: tuple, static: set[int]) -> Classified:
+    return OpKind.ATTENTION, {"_label": "attention"}
+
+
+@classifies("_native_multi_head_attention")
+def _fused_mha(packet: str, args: tuple, static: set[int]) -> Classified:
+    """The native MHA fast path: input projections, attention and output projection in one op."""
+    attrs = {"num_heads": int(args[4]), "embed_dim": int(args[3]), "fused_projections": True}
+    return OpKind.ATTENTION, {"_label": "attention", **attrs}
+
+
+@classifies(*_POOLS)
+def _pool(packet: str, args: tuple, static: set[int]) -> Classified:
+    kind, mode = _POOLS[packet]
+    attrs: dict[str, Any] = {
+        "_label": "maxpool" if kind is OpKind.MAXPOOL else "avgpool",
+        "mode": mode,
+    }
+    if mode != "adaptive":
+        k = _pair(args[1])
+        attrs["kernel"] = k
+        stride = args[2] if len(args) > 2 and args[2] else k
+        attrs["stride"] = _pair(stride)
+        pad = _pair(args[3]) if len(args) > 3 else (0, 0)
+        attrs["padding"] = pad + pad
+    return kind, attrs
+
+
+@classifies(*_ACTIVATIONS)
+def _activation(packet: str, args: tuple, static: set[int]) -> Classified:
+    fn = _ACTIVATIONS[packet]
+    return OpKind.ACTIVATION, {"_label": fn, "fn": fn}
+
+
+@classifies(*_ELEMENTWISE)
+def _elementwise(packet: str, args: tuple, static: set[int]) -> Classified:
+    fn = _ELEMENTWISE[packet]
+    return OpKind.ELEMENTWISE, {"_label": fn, "fn": fn}
+
+
+@classifies("mean")
+def _mean(packet: str, args: tuple, static: set[int]) -> Classified:
+    """A spatial mean of an NCHW tensor is global average pooling (how adaptive 1x1 pooling
+    decomposes); any other mean is a reduction."""
+    if args[0].dim() == 4 and len(args) > 1 and args[1] is not None:
+        if sorted(int(d) % 4 for d in args[1]) == [2, 3]:
+            return OpKind.AVGPOOL, {"_label": "avgpool", "mode": "global"}
+    return _reduce(packet, args, static)
+
+
+@classifies(*(p for p in _REDUCE if p != "mean"))
+def _reduce(packet: str, args: tuple, static: set[int]) -> Classified:
+    fn = _REDUCE[packet]
+    return OpKind.REDUCE, {"_label": f"reduce_{fn}", "fn": fn}
+
+
+@classifies(*_SIMPLE)
+def _simple(packet: str, args: tuple, static: set[int]) -> Classified:
+    """Ops whose kind is fixed by the name alone (norms, softmax, concat, pad, resize...)."""
+    return _SIMPLE[packet], {"_label": packet.strip("_").replace("native_", "")}
 
 
 def _like_first(func: Any, args: tuple, kwargs: dict) -> Any:

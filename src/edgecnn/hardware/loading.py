@@ -10,7 +10,7 @@ from edgecnn.hardware.topology import read_topology
 
 
 def load_model_graph(source: str | Graph, input_shape: tuple[int, ...] | None = None) -> Graph:
-    """A :class:`Graph` from a topology ``.csv``, or whatever ``edgecnn.graph.load_graph`` accepts
+    """A :class:`Graph` from a topology ``.csv``, or whatever ``edgecnn.models.load_graph`` accepts
     (torchvision name, ``.onnx``, ``.pt`` checkpoint, ``module:factory``)."""
     if isinstance(source, Graph):
         return source
@@ -18,6 +18,6 @@ def load_model_graph(source: str | Graph, input_shape: tuple[int, ...] | None = 
         if not Path(source).is_file():
             raise ModelLoadError(f"topology CSV '{source}' does not exist")
         return read_topology(source)
-    from edgecnn.graph import load_graph
+    from edgecnn.models.resolve import load_graph
 
     return load_graph(source, input_shape)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from torch import nn
 
 from edgecnn.errors import ModelLoadError
 from edgecnn.io import atomic_write_bytes
+from edgecnn.models._arch import tag_arch
 
 FORMAT = "edgecnn-checkpoint"
 VERSION = 1
@@ -71,7 +73,9 @@ def build_arch(arch: str, arch_kwargs: dict[str, Any]) -> nn.Module:
     import torchvision
 
     if arch in torchvision.models.list_models():
-        return torchvision.models.get_model(arch, weights=None, **arch_kwargs)
+        return tag_arch(
+            torchvision.models.get_model(arch, weights=None, **arch_kwargs), arch, arch_kwargs
+        )
     raise ModelLoadError(
         f"checkpoint architecture '{arch}' is unknown: expected one of {sorted(EDGE_MODELS)} "
         "or a torchvision model name"
@@ -122,6 +126,27 @@ def _set(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(parent, name.rpartition(".")[2], new)
 
 
+def _load_error_reason(e: Exception) -> str:
+    """One whole sentence saying why ``torch.load`` failed (its messages run on for lines).
+
+    For weights-only refusals that is the unpickler's reason (``Unsupported global: ...``),
+    otherwise the first sentence of the message.
+    """
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
+    if not text:
+        return type(e).__name__
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        lines = [ln.strip() for ln in text.split(marker, 1)[1].splitlines() if ln.strip()]
+        return "not loadable with weights_only: " + _first_sentence(lines[0] if lines else "")
+    return _first_sentence(" ".join(text.splitlines()[0].split()))
+
+
+def _first_sentence(text: str) -> str:
+    head, dot, rest = text.partition(". ")
+    return head if dot and rest else text.rstrip(".")
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
     """Load an edgecnn checkpoint (``weights_only=True``) -> ``(module in eval mode, info)``.
 
@@ -134,9 +159,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, 
     try:
         payload = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt or unsafe files
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelLoadError(
-            f"cannot read checkpoint '{p}' ({first[:160]}): it must be a file written by "
+            f"cannot read checkpoint '{p}' ({_load_error_reason(e)}): it must be a file written by "
             "'edgecnn train' or edgecnn.models.checkpoint.save_checkpoint"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

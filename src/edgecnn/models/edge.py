@@ -1,6 +1,7 @@
 """Built-in small edge CNNs for 1x28x28 input (MNIST-shaped) and their training loop.
 
-Models (registry :data:`EDGE_MODELS`, built with :func:`build_edge_model`):
+Models (registry :data:`EDGE_MODELS` of :class:`EdgeModelSpec`: factory and input size; built
+with :func:`build_edge_model`, default input shape from :func:`edge_input_shape`):
 
 * ``edge-resnet`` — ResNet-style: 3x3 stem at 28x28, three stride-2 basic blocks (14x14, 7x7,
   4x4; two 3x3 conv + BN, residual add, 1x1 conv + BN projection shortcut), global average pool,
@@ -16,40 +17,78 @@ MACs count one multiply-accumulate per weight use (bias and BN ignored).
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from edgecnn.errors import ConfigError
+from edgecnn.models._arch import tag_arch
 
 EdgeFactory = Callable[..., nn.Module]
-EDGE_MODELS: dict[str, EdgeFactory] = {}
 
 
-def register_edge_model(name: str) -> Callable[[EdgeFactory], EdgeFactory]:
-    """Register a factory under ``name``; registering a name twice raises."""
+@dataclass(frozen=True)
+class EdgeModelSpec:
+    """A registered edge model: its factory and the spatial size (H, W) it is built for."""
+
+    name: str
+    factory: EdgeFactory
+    input_hw: tuple[int, int]
+
+    def input_shape(self, arch_kwargs: dict[str, Any] | None = None) -> tuple[int, ...]:
+        """Batch-1 input shape: ``(1, in_channels, H, W)``, channels from ``arch_kwargs`` or the
+        factory's ``in_channels`` default."""
+        kwargs = arch_kwargs or {}
+        default = inspect.signature(self.factory).parameters["in_channels"].default
+        return (1, int(kwargs.get("in_channels", default)), *self.input_hw)
+
+
+EDGE_MODELS: dict[str, EdgeModelSpec] = {}
+
+
+def register_edge_model(
+    name: str, input_hw: tuple[int, int]
+) -> Callable[[EdgeFactory], EdgeFactory]:
+    """Register a factory (which takes ``in_channels``) under ``name``; a name twice raises."""
 
     def register(fn: EdgeFactory) -> EdgeFactory:
         if name in EDGE_MODELS:
             raise ConfigError(f"duplicate edge model '{name}'")
-        EDGE_MODELS[name] = fn
+        if "in_channels" not in inspect.signature(fn).parameters:
+            raise ConfigError(f"edge model '{name}' factory must take an in_channels argument")
+        EDGE_MODELS[name] = EdgeModelSpec(name, fn, tuple(input_hw))
         return fn
 
     return register
 
 
 def build_edge_model(name: str, **kwargs) -> nn.Module:
-    """Build a registered edge model (random init; seed torch first for reproducibility)."""
+    """Build a registered edge model (random init; seed torch first for reproducibility).
+
+    The module carries its architecture as ``_edgecnn_arch`` / ``_edgecnn_arch_kwargs``, which
+    :func:`edgecnn.models.resolve.resolve_model` reads for its default input shape.
+    """
     if name not in EDGE_MODELS:
         raise ConfigError(f"unknown edge model '{name}': choose one of {sorted(EDGE_MODELS)}")
     try:
-        return EDGE_MODELS[name](**kwargs)
+        model = EDGE_MODELS[name].factory(**kwargs)
     except TypeError as e:
         raise ConfigError(f"bad arguments for edge model '{name}': {e}") from None
+    return tag_arch(model, name, kwargs)
+
+
+def edge_input_shape(name: str, arch_kwargs: dict[str, Any] | None = None) -> tuple[int, ...]:
+    """Default batch-1 input shape of edge model ``name`` built with ``arch_kwargs``."""
+    if name not in EDGE_MODELS:
+        raise ConfigError(f"unknown edge model '{name}': choose one of {sorted(EDGE_MODELS)}")
+    return EDGE_MODELS[name].input_shape(arch_kwargs)
 
 
 def _act(kind: str) -> nn.Module:
@@ -195,13 +234,13 @@ class EdgeMobileNet(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
-@register_edge_model("edge-resnet")
+@register_edge_model("edge-resnet", input_hw=(28, 28))
 def edge_resnet(num_classes: int = 10, in_channels: int = 1, widths=(16, 32, 64)) -> nn.Module:
     """ResNet-style edge model (about 80k params, 2.8 M MACs at 28x28 by default)."""
     return EdgeResNet(num_classes, in_channels, tuple(widths))
 
 
-@register_edge_model("edge-mobilenet")
+@register_edge_model("edge-mobilenet", input_hw=(28, 28))
 def edge_mobilenet(
     num_classes: int = 10, in_channels: int = 1, width: float = 1.0, act: str = "relu6"
 ) -> nn.Module:
@@ -279,18 +318,76 @@ def train_model(
     Fixed seeds (``seed`` drives init-independent shuffling and augmentation), cosine learning
     rate decay, optimiser ``adam`` or ``sgd`` (momentum 0.9). ``threads`` sets
     ``torch.set_num_threads`` (``None`` leaves it). ``extra_params`` are optimised too (e.g.
-    distillation adapters). ``progress(epoch, epochs)`` is called after every epoch.
+    distillation adapters). ``progress(epoch, epochs)`` is called after every epoch. The previous
+    thread count is restored on return, whether training finishes or raises.
     """
-    if threads is not None:
-        torch.set_num_threads(threads)
+    with torch_threads(threads):
+        return _train(
+            model,
+            x_train,
+            y_train,
+            x_test,
+            y_test,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            seed=seed,
+            augment=augment,
+            loss_fn=loss_fn,
+            extra_params=extra_params,
+            progress=progress,
+            weight_decay=weight_decay,
+        )
+
+
+def _make_optimizer(
+    name: str, params: list[nn.Parameter], lr: float, weight_decay: float
+) -> torch.optim.Optimizer:
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    raise ConfigError(f"unknown optimizer '{name}': choose adam or sgd")
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(threads)`` (``None``: unchanged), then restore."""
+    if threads is None:
+        yield
+        return
+    if threads < 1:
+        raise ConfigError(f"threads must be >= 1, got {threads}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(
+    model: nn.Module,
+    x_train: Tensor,
+    y_train: Tensor,
+    x_test: Tensor | None,
+    y_test: Tensor | None,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    optimizer: str,
+    seed: int,
+    augment: bool,
+    loss_fn: LossFn | None,
+    extra_params: list[nn.Parameter] | None,
+    progress: Callable[[int, int], None] | None,
+    weight_decay: float,
+) -> TrainResult:
     gen = torch.Generator().manual_seed(seed)
     params = list(model.parameters()) + list(extra_params or [])
-    if optimizer == "adam":
-        opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    elif optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
-    else:
-        raise ConfigError(f"unknown optimizer '{optimizer}': choose adam or sgd")
+    opt = _make_optimizer(optimizer, params, lr, weight_decay)
     steps_per_epoch = max(1, math.ceil(len(y_train) / batch_size))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * steps_per_epoch))
     ce = nn.CrossEntropyLoss()

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 import torch
 import torchvision
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from edgecnn.errors import ModelLoadError
-from edgecnn.graph.from_torch import meta_construction
+from edgecnn.models._arch import tag_arch
 
 #: The compute-vs-bandwidth study's CNN zoo, AlexNet to EfficientNet (224x224, Inception v3 299).
 ZOO_STUDY_MODELS: tuple[str, ...] = (
@@ -98,7 +99,26 @@ def build_zoo_model(name: str, num_classes: int | None = None, device: str = "me
                 model = torchvision.models.get_model(name, weights=None, **kwargs)
         else:
             model = torchvision.models.get_model(name, weights=None, **kwargs).to(device)
-    return model.eval()
+    return tag_arch(model, name, kwargs).eval()
+
+
+class _SkipInitOnMeta(TorchFunctionMode):
+    """Skip in-place initialisers (``uniform_``, ``normal_``...) on meta tensors: they have no data."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name.endswith("_") and not name.startswith("__"):
+            first = args[0] if args else next(iter((kwargs or {}).values()), None)
+            if isinstance(first, torch.Tensor) and first.is_meta:
+                return first
+        return func(*args, **(kwargs or {}))
+
+
+@contextmanager
+def meta_construction() -> Iterator[None]:
+    """Build modules on the meta device without running weight initialisers (fast, no memory)."""
+    with torch.device("meta"), _SkipInitOnMeta():
+        yield
 
 
 @contextmanager

@@ -2,8 +2,8 @@
 
 Modules: :mod:`~edgecnn.runtime.export` (``export_onnx``), :mod:`~edgecnn.runtime.session`
 (``make_session``, ``input_feeds``), :mod:`~edgecnn.runtime.bench` (``measure_latency``,
-``interleaved``, RSS), :mod:`~edgecnn.runtime.models` (name/checkpoint to ``nn.Module``),
-:mod:`~edgecnn.runtime.benchmark` (the ``bench`` command's API) and
-:mod:`~edgecnn.runtime.environment`.
+``interleaved``, RSS), :mod:`~edgecnn.runtime.benchmark` (the ``bench`` command's API) and
+:mod:`~edgecnn.runtime.environment`. Model sources are resolved by
+:func:`edgecnn.models.resolve_model`.
 Imports are kept lazy here so that ``import edgecnn.runtime`` stays cheap.
 """

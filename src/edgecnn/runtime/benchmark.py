@@ -176,10 +176,10 @@ def bench_source(
     on_round: Callable[[int], None] | None = None,
 ) -> BenchResult:
     """Benchmark a PyTorch source: ORT (exported, checked) and PyTorch eager, interleaved."""
+    from edgecnn.models.resolve import resolve_model
     from edgecnn.runtime.export import export_onnx
-    from edgecnn.runtime.models import resolve_module
 
-    rm = resolve_module(source, input_shape=input_shape, batch=batch)  # type: ignore[arg-type]
+    rm = resolve_model(source, input_shape, batch=batch)  # type: ignore[arg-type]
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

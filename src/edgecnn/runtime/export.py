@@ -88,10 +88,10 @@ def export_model(
     dynamic_batch: bool = False,
 ) -> ExportResult:
     """Resolve ``source`` (name, checkpoint, ``module:factory``, module), export it and check it."""
-    from edgecnn.runtime.models import resolve_module
+    from edgecnn.models.resolve import resolve_model
 
     out = check_output_path(path)
-    rm = resolve_module(source, input_shape=input_shape)  # type: ignore[arg-type]
+    rm = resolve_model(source, input_shape)  # type: ignore[arg-type]
     t0 = time.perf_counter()
     data = export_onnx_bytes(rm.module, rm.input_shape, opset=opset, dynamic_batch=dynamic_batch)
     err = check_onnx_matches_torch(rm.module, data, rm.input_shape)

@@ -280,10 +280,7 @@ def _compress(
 
 
 def _warnings(step: Any) -> list[str]:
-    details = step.details
-    if hasattr(details, "to_dict"):
-        details = details.to_dict()
-    return list((details or {}).get("warnings") or [])
+    return list(getattr(step.details, "warnings", None) or [])
 
 
 def _measure_latency(stages: list[Stage], report: Any, runs: int, prog: Progress) -> Any:

@@ -115,12 +115,11 @@ def predicted_vs_measured(
     """
     from edgecnn.analysis import profile
     from edgecnn.analysis.devices import probe_host
-    from edgecnn.graph import load_graph
+    from edgecnn.models.resolve import load_graph, resolve_model
     from edgecnn.models.zoo import zoo_names
     from edgecnn.runtime.bench import measure_latency
     from edgecnn.runtime.environment import environment_info
     from edgecnn.runtime.export import export_onnx
-    from edgecnn.runtime.models import resolve_module
     from edgecnn.runtime.session import input_feeds, make_session
 
     bad = [p for p in precisions if p not in PRECISIONS]
@@ -139,7 +138,7 @@ def predicted_vs_measured(
         host = probe_host()
         zoo = set(zoo_names())
         for name in models:
-            rm = resolve_module(name)
+            rm = resolve_model(name)
             graph = load_graph(name if name in zoo else rm.module, input_shape=rm.input_shape)
             with tempfile.TemporaryDirectory(prefix="edgecnn-pvm-") as d:
                 fp32 = export_onnx(rm.module, Path(d) / "fp32.onnx", rm.input_shape)
@@ -204,12 +203,13 @@ def predicted_vs_measured(
 def _check_names(models: Sequence[str]) -> None:
     """Fail before any measurement when a name is neither an edge nor a torchvision model."""
     from edgecnn.models.edge import EDGE_MODELS
+    from edgecnn.models.resolve import is_checkpoint_path
     from edgecnn.models.zoo import zoo_entry, zoo_names
 
     zoo = set(zoo_names())
     for name in models:
         text = str(name)
-        if text.endswith((".pt", ".pth")) or ":" in text or text in EDGE_MODELS or text in zoo:
+        if is_checkpoint_path(text) or ":" in text or text in EDGE_MODELS or text in zoo:
             continue
         zoo_entry(text)  # raises ModelLoadError with suggestions
 

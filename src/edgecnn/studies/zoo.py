@@ -1,6 +1,7 @@
 """The compute-vs-bandwidth study of the CNN zoo (AlexNet to EfficientNet).
 
-Each model is profiled at 224x224x3 (Inception v3 at 299x299x3), batch 1, with BatchNorm folded
+Each model is profiled at its DEFAULT weights' crop size (``zoo_entry(name).input_shape``: 224x224x3,
+Inception v3 299x299x3), batch 1, with BatchNorm folded
 and activations fused; DRAM traffic is weights plus every feature map written and read back
 (:mod:`edgecnn.analysis.traffic`). Our counts group-aware and stride-correct; the published
 study's companion code is not reused (see the README's "Conventions").
@@ -53,11 +54,9 @@ def run_zoo_study(
     for name in models:
         if progress:
             progress(name)
-        size = 299 if name == "inception_v3" else 224
         entry = zoo_entry(name)
-        graph = graph_from_module(
-            build_zoo_model(name, entry.num_classes), (1, 3, size, size), name
-        )
+        size = entry.crop_size
+        graph = graph_from_module(build_zoo_model(name, entry.num_classes), entry.input_shape, name)
         t = profile(graph, precision, device).totals
         rows.append(
             ZooRow(
