@@ -215,8 +215,6 @@ def _train(cfg: DemoConfig, splits, work: Path, prog: Progress) -> nn.Module:
         progress=lambda e, n: prog("training", e, n),
     )
     model.eval()
-    model._edgecnn_arch = cfg.arch  # the recipe runner saves its checkpoint with these
-    model._edgecnn_arch_kwargs = kwargs
     save_checkpoint(
         model, work / "model.pt", cfg.arch, kwargs, {"data": splits.name, "epochs": cfg.epochs}
     )
