@@ -405,3 +405,17 @@ def test_qat_step_details(tmp_path):
     assert q.int8_conv_fraction == 1.0 and q.to_dict()["int8_conv_fraction"] == 1.0
     assert (q.macs, q.params) == (rep.steps[0].macs, rep.steps[0].params)  # QDQ counts as FP32
     assert rep.steps[0].accuracy - q.accuracy <= 0.01
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"\x00\x01 not a protobuf \xff" * 10, b"\x08\x07\x12\x07pytorch\x1a\x032.1:"]
+)
+def test_bad_onnx_input_is_one_line(content, tmp_path, capsys):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(content)
+    out = tmp_path / "out"
+    code, _, err = _run(
+        ["compress", str(bad), "--recipe", "recipes/int8.yaml", "--out", str(out)], capsys
+    )
+    _assert_clean_failure(code, err, out, "ONNX")
+    assert bad.read_bytes() == content

@@ -55,3 +55,15 @@ def test_image_folder_without_images_is_clear_error(tmp_path):
     (tmp_path / "cls" / "notes.txt").write_text("x")
     with pytest.raises(EdgecnnError, match="no images"):
         load_image_folder(tmp_path)
+
+
+def test_calib_subset_is_honoured_for_builtin_sets():
+    from edgecnn.data import load_data
+
+    full = load_data("mnist")
+    d = load_data("mnist", calib_subset=37)
+    assert len(d.y_calib) == 37 and torch.equal(d.x_calib, full.x_calib[:37])
+    assert torch.equal(d.x_test, full.x_test) and torch.equal(d.y_train, full.y_train)
+    assert len(load_data("digits", calib_subset=5).y_calib) == 5
+    with pytest.raises(EdgecnnError, match="--calib-subset 501 is larger"):
+        load_data("mnist", calib_subset=501)

@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import onnx
 from torch import nn
 
 from edgecnn.compress._state import StepState as _State
@@ -288,9 +287,13 @@ def _resolve_input(model: Any, input_shape: tuple[int, ...] | None, work: Path) 
     if is_onnx_path(model) and not p.is_dir():  # a directory: resolve_model says so
         if not p.is_file():
             raise ModelLoadError(f"ONNX file '{p}' does not exist: check the path")
-        proto = onnx.load(str(p))
+        from edgecnn.graph.from_onnx import read_onnx
+
+        proto = read_onnx(p)  # empty, truncated or garbage files: ModelLoadError
         inits = {t.name for t in proto.graph.initializer}
-        inp = next(i for i in proto.graph.input if i.name not in inits)
+        inp = next((i for i in proto.graph.input if i.name not in inits), None)
+        if inp is None:
+            raise ModelLoadError(f"ONNX model '{p}' has no graph input: re-export it with one")
         dims = tuple(d.dim_value for d in inp.type.tensor_type.shape.dim)
         shape = tuple(input_shape or tuple(d if d > 0 else 1 for d in dims))
         dst = work / "in.onnx"

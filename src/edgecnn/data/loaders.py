@@ -13,7 +13,7 @@ zero-mean, unit-variance input of shape ``N x 1 x 28 x 28`` (float32).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -186,17 +186,37 @@ def load_image_folder(
 def load_data(
     spec: str | Path, image_size: int = 28, calib_subset: int | None = None
 ) -> DataSplits:
-    """Resolve a ``--data`` value: ``mnist`` / ``mnist5k``, ``digits``, or an ImageFolder path."""
+    """Resolve a ``--data`` value: ``mnist`` / ``mnist5k``, ``digits``, or an ImageFolder path.
+
+    ``calib_subset``: how many calibration images to keep (built-in sets: the first ``n`` of the
+    fixed calibration split, at most its size; folders: see :func:`load_image_folder`).
+    """
     s = str(spec)
+    if calib_subset is not None and calib_subset < 1:
+        raise EdgecnnError(f"--calib-subset must be >= 1, got {calib_subset}")
     if s.lower() in ("mnist", "mnist5k"):
-        return load_mnist5k_splits()
+        return _calib_subset(load_mnist5k_splits(), calib_subset)
     if s.lower() == "digits":
-        return load_digits_splits()
+        return _calib_subset(load_digits_splits(), calib_subset)
     if not Path(s).exists():
         raise EdgecnnError(
             f"unknown data '{s}': use 'mnist', 'digits' or an existing ImageFolder directory"
         )
     return load_image_folder(s, image_size=image_size, calib_subset=calib_subset)
+
+
+def _calib_subset(splits: DataSplits, n: int | None) -> DataSplits:
+    """The first ``n`` images of a built-in set's fixed calibration split (train and test stay
+    as they are); ``n`` larger than that split is refused."""
+    if n is None:
+        return splits
+    have = len(splits.y_calib)
+    if n > have:
+        raise EdgecnnError(
+            f"--calib-subset {n} is larger than the {have}-image calibration split of "
+            f"'{splits.name}': give at most {have}"
+        )
+    return replace(splits, x_calib=splits.x_calib[:n], y_calib=splits.y_calib[:n])
 
 
 def check_input_shape(model_shape: tuple[int, ...], data: DataSplits) -> None:
