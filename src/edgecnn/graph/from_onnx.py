@@ -13,7 +13,11 @@ statistics (the model's trainable parameters).
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,9 +125,58 @@ def read_onnx(path: str | Path) -> Any:
         raise ModelLoadError(
             f"'{p}' contains no ONNX graph nodes (truncated or not an ONNX file): re-export it"
         )
-    if any(init.data_location == onnx.TensorProto.EXTERNAL for init in model.graph.initializer):
-        onnx.load_external_data_for_model(model, str(p.parent))
+    if check_external_data(model, p):
+        try:
+            onnx.load_external_data_for_model(model, str(p.parent))
+        except (OSError, ValueError, onnx.checker.ValidationError) as e:
+            raise ModelLoadError(
+                f"cannot read the external data of '{p}' ({type(e).__name__}: "
+                f"{_first_line(e)}): keep the weight files next to the model, as exported"
+            ) from None
     return model
+
+
+def external_tensors(model: Any) -> list[Any]:
+    """Every ``TensorProto`` of ``model`` stored outside it: initializers and ``Constant`` node
+    values, subgraphs included."""
+    import onnx
+
+    def graph_tensors(g: Any) -> list[Any]:
+        out = list(g.initializer)
+        for n in g.node:
+            for a in n.attribute:
+                out += ([a.t] if a.HasField("t") else []) + list(a.tensors)
+                for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                    out += graph_tensors(sub)
+        return out
+
+    return [t for t in graph_tensors(model.graph) if t.data_location == onnx.TensorProto.EXTERNAL]
+
+
+def check_external_data(model: Any, path: str | Path) -> bool:
+    """Refuse external data that lives outside the model's folder; True if there is any.
+
+    A ``location`` must be a relative path that stays inside the folder of ``path`` after
+    resolving ``..`` and symbolic links: ``../secret`` or ``/etc/passwd`` would let a model file
+    read any file the user can read.
+    """
+    tensors = external_tensors(model)
+    folder = Path(path).resolve().parent
+    for t in tensors:
+        location = next((e.value for e in t.external_data if e.key == "location"), "")
+        target = (folder / location).resolve()
+        if not location or Path(location).is_absolute() or not target.is_relative_to(folder):
+            raise ModelLoadError(
+                f"'{path}': tensor '{t.name}' keeps its data at '{location}', outside the "
+                f"model's folder '{folder}'; refused: put the data file next to the model "
+                "(a relative location inside its folder)"
+            )
+    return bool(tensors)
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0][:200] if lines else ""
 
 
 def graph_from_onnx(source: Any, input_shape: tuple[int, ...] | None = None) -> Graph:
@@ -218,7 +271,8 @@ def _infer_shapes(model: Any) -> dict[str, tuple[tuple[int, ...] | None, int]]:
     try:
         from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
-        symbolic = SymbolicShapeInference.infer_shapes(inferred, auto_merge=True)
+        with _scratch_cwd():  # on failure it saves sym_shape_infer_temp.onnx (+ data) in "."
+            symbolic = SymbolicShapeInference.infer_shapes(inferred, auto_merge=True)
     except Exception:  # noqa: BLE001 - best effort second pass
         symbolic = None
     if symbolic is not None:
@@ -229,6 +283,19 @@ def _infer_shapes(model: Any) -> dict[str, tuple[tuple[int, ...] | None, int]]:
     if missing:
         shapes.update(_shapes_by_running(inferred, missing))
     return shapes
+
+
+@contextlib.contextmanager
+def _scratch_cwd() -> Iterator[None]:
+    """Run the body in a fresh temporary working directory (removed afterwards), for library
+    code that writes files into the current directory."""
+    with tempfile.TemporaryDirectory(prefix="edgecnn-onnx-") as d:
+        previous = os.getcwd()
+        os.chdir(d)
+        try:
+            yield
+        finally:
+            os.chdir(previous)
 
 
 def _shapes_by_running(model: Any, names: list[str]) -> dict[str, tuple[tuple[int, ...], int]]:
@@ -343,36 +410,70 @@ class _BuildState:
 
 
 def _parameter_sizes(g: Any) -> dict[str, int]:
-    """Initializer -> element count, for the initializers that are trainable parameters.
+    """Static tensor -> element count, for the static tensors that are trainable parameters.
 
-    Floating-point initializers count, except BatchNorm running statistics and the scales and
-    zero points of (De)QuantizeLinear; quantized weights and biases (the data input of a
-    DequantizeLinear) count whatever their type.
+    Sources: initializers and ``Constant`` nodes (exports that keep weights as nodes, e.g.
+    ``paddle2onnx`` or TorchScript with ``keep_initializers_as_inputs``-style options).
+    Floating-point tensors count, except BatchNorm running statistics, the scales and zero points
+    of (De)QuantizeLinear, the ``roi``/``scales`` of Resize/Upsample and, for ``Constant``
+    nodes, one-element tensors (the constants of elementwise formulas such as HardSwish's 3
+    and 6); quantized weights and biases (the data input of a DequantizeLinear) count whatever
+    their type.
     """
-    float_inits = {
-        i.name: math.prod(i.dims) for i in g.initializer if i.data_type in (1, 10, 11, 16)
-    }
-    bn_stats = {
+    tensors = {i.name: i for i in g.initializer}
+    from_nodes = set()
+    for n in g.node:
+        value = _constant_value(n)
+        if value is not None:
+            tensors[n.output[0]] = value
+            from_nodes.add(n.output[0])
+    excluded = {
         n.input[k]
         for n in g.node
-        if n.op_type == "BatchNormalization"
-        for k in (3, 4)
+        for k in _NON_PARAMETER_INPUTS.get(n.op_type, ())
         if len(n.input) > k
     }
-    init_names = {i.name for i in g.initializer}
+    numel = {k: math.prod(t.dims) for k, t in tensors.items()}
     quantized = {
-        n.input[0] for n in g.node if n.op_type == "DequantizeLinear" and n.input[0] in init_names
+        n.input[0] for n in g.node if n.op_type == "DequantizeLinear" and n.input[0] in tensors
     }
-    all_inits = {i.name: math.prod(i.dims) for i in g.initializer}
-    qparams = {
-        i
-        for n in g.node
-        if n.op_type in ("QuantizeLinear", "DequantizeLinear")
-        for i in n.input[1:]
+    sizes = {
+        k: v
+        for k, v in numel.items()
+        if tensors[k].data_type in (1, 10, 11, 16)
+        and k not in excluded
+        and not (k in from_nodes and v <= 1)
     }
-    sizes = {k: v for k, v in float_inits.items() if k not in bn_stats and k not in qparams}
-    sizes.update({k: all_inits[k] for k in quantized})
+    sizes.update({k: numel[k] for k in quantized})
     return sizes
+
+
+#: Inputs (by index) that hold statistics, quantization parameters or shape arguments, never
+#: trainable parameters, even when they are floating-point.
+_NON_PARAMETER_INPUTS: dict[str, tuple[int, ...]] = {
+    "BatchNormalization": (3, 4),
+    "QuantizeLinear": (1, 2),
+    "DequantizeLinear": (1, 2),
+    "Resize": (1, 2, 3),
+    "Upsample": (1,),
+}
+
+
+def _constant_value(node: Any) -> Any:
+    """The ``TensorProto`` a ``Constant`` node emits (``value`` or ``value_float(s)``), else
+    None."""
+    import onnx
+
+    if node.op_type != "Constant" or node.domain not in ("", "ai.onnx") or not node.output:
+        return None
+    for a in node.attribute:
+        if a.name == "value":
+            return a.t
+        if a.name == "value_floats":
+            return onnx.helper.make_tensor("", onnx.TensorProto.FLOAT, [len(a.floats)], a.floats)
+        if a.name == "value_float":
+            return onnx.helper.make_tensor("", onnx.TensorProto.FLOAT, [], [a.f])
+    return None
 
 
 def _node_kind(node: Any, gate: tuple[str, str] | None) -> tuple[OpKind, str | None, list[str]]:

@@ -76,6 +76,7 @@ def make_session(
         if p.stat().st_size == 0:
             raise ModelLoadError(f"ONNX file {what} is empty (0 bytes): export it again")
         source = str(p)
+        _check_external_data(p)
     try:
         return ort.InferenceSession(source, sess_options=so, providers=["CPUExecutionProvider"])
     except Exception as e:  # ORT raises InvalidProtobuf, Fail, InvalidGraph, NotImplemented, ...
@@ -84,6 +85,19 @@ def make_session(
             f"ONNX Runtime cannot load {what} ({type(e).__name__}: {msg}); the file is truncated, "
             "corrupt or not an ONNX model: export it again with 'edgecnn export'"
         ) from None
+
+
+def _check_external_data(path: Path) -> None:
+    """Refuse external data outside the model's folder before ORT reads it (one clear line)."""
+    import onnx
+
+    from edgecnn.graph.from_onnx import check_external_data
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - not parseable: ORT's own load reports it below
+        return
+    check_external_data(model, path)
 
 
 def input_feeds(
