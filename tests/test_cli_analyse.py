@@ -130,3 +130,31 @@ def test_profile_device_onchip_memory_is_the_default_buffer(capsys):
     code, out, err = run(["profile", "resnet18", "--json", "--precision", "int8"], capsys)
     assert code == 0, err
     assert json.loads(out)["onchip_bytes"] == 0  # no device: no buffer
+
+
+@pytest.mark.parametrize(
+    "shape,needle",
+    [
+        ("99999999999999999999x3x224x224", "does not fit a 64-bit integer"),
+        ("1x3x100000000x100000000", "more than the limit"),
+        ("1x1x224x224", "has 1 channels but 'resnet18' expects 3"),
+    ],
+)
+@pytest.mark.parametrize("command", ["profile", "simulate", "casestudy"])
+def test_impossible_or_mismatched_input_shapes_are_refused(command, shape, needle, capsys):
+    code, out, err = run([command, "resnet18", "--input-shape", shape], capsys)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and needle in lines[0], err
+    assert out == ""
+
+
+def test_fixed_shape_onnx_input_must_match(tmp_path, capsys):
+    from edgecnn.models import resolve_model
+    from edgecnn.runtime.export import export_onnx
+
+    rm = resolve_model("edge-resnet")
+    path = export_onnx(rm.module, tmp_path / "m.onnx", (1, 1, 28, 28))
+    code, _, err = run(["profile", str(path), "--input-shape", "1x3x28x28"], capsys)
+    assert code == 2 and "fixed shape 1x1x28x28" in err
+    code, _, err = run(["bench", str(path), "--input-shape", "1x3x28x28", "--runs", "1"], capsys)
+    assert code == 2 and "fixed shape 1x1x28x28" in err and len(err.strip().splitlines()) == 1

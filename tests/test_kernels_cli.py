@@ -119,3 +119,36 @@ def test_bad_input_exits_2_with_one_line(capsys):
         code, _, err = run(argv, capsys)
         assert code == 2, argv
         assert err.startswith("edgecnn: error:") and needle in err and err.count("\n") == 1
+
+
+def test_layers_that_do_not_fit_in_memory_are_refused_up_front(capsys, monkeypatch):
+    import edgecnn.kernels.bench as kbench
+
+    calls = []
+    monkeypatch.setattr(kbench, "bench_layers", lambda *a, **k: calls.append(a))
+    for args in (
+        ["kernels", "compare", "--layer", "100000x100000x4096x4096k3"],
+        ["kernels", "bench", "--batches", "100000"],
+        ["kernels", "bench", "--batches", "1,100000", "--layers", "r50-conv5-1x1"],
+    ):
+        code, out, err = run(args, capsys)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and "of memory but only" in lines[0], (args, err)
+        assert out == ""
+    assert not calls  # refused before the first layer ran
+
+
+def test_working_set_covers_operands_reference_and_largest_buffer():
+    from edgecnn.kernels.conv import Algorithm
+    from edgecnn.kernels.memory import working_set_bytes
+
+    s = parse_layer("28x28x16x16k3b2")
+    ops = s.input_elems + s.weight_elems + s.output_elems
+    extra = max(
+        algorithm_cost(s, a).extra_total_elems
+        for a in Algorithm
+        if a is not Algorithm.AUTO and algorithm_cost(s, a).supported
+    )
+    assert extra >= im2col_buffer_elems(s) > 0
+    assert working_set_bytes(s) == 12 * ops + 4 * (s.output_elems + extra)
+    assert working_set_bytes(s, reference=False) == 4 * ops + 4 * (s.output_elems + extra)

@@ -251,3 +251,22 @@ def test_checkpoint_error_reason_is_a_whole_sentence(tmp_path):
         resolve_model(bad)
     msg = str(info.value)
     assert "\n" not in msg and "In PyTorch 2.6" not in msg and msg.endswith("save_checkpoint")
+
+
+def test_input_channels_must_match_the_first_layer():
+    import pytest
+    from torch import nn
+
+    from edgecnn.errors import ShapeError
+    from edgecnn.models import load_graph, resolve_model
+
+    with pytest.raises(ShapeError, match="has 1 channels but 'resnet18' expects 3"):
+        resolve_model("resnet18", (1, 1, 224, 224), device="meta")
+    with pytest.raises(ShapeError, match="expects 1"):
+        load_graph("edge-resnet", (1, 3, 28, 28))
+    mlp = nn.Sequential(nn.Linear(8, 4), nn.ReLU())
+    with pytest.raises(ShapeError, match="has 5 input features but 'Sequential' expects 8"):
+        resolve_model(mlp, (2, 5))
+    assert resolve_model(mlp, (2, 8)).input_shape == (2, 8)
+    flat = nn.Sequential(nn.Flatten(), nn.Linear(12, 2))  # a rank-4 input flattened first
+    assert load_graph(flat, (1, 3, 2, 2)).param_count == 26

@@ -141,3 +141,49 @@ def test_bench_and_export_checkpoint(tmp_path, capsys):
     )
     assert code == 0 and json.loads(stdout)["opset"] == 13
     assert onnx.load(tmp_path / "m.onnx").opset_import[0].version == 13
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["export", "edge-resnet", "--out", "x.onnx"],
+        ["bench", "edge-resnet", "--runs", "1"],
+        ["bench", "edge-resnet", "--batch", "64", "--runs", "1"],
+    ],
+)
+def test_not_enough_memory_is_refused_before_allocating(args, tmp_path, monkeypatch, capsys):
+    """The estimate (2 x (weights + peak activations) from the meta-device analysis) is checked
+    against the available memory before any real tensor is allocated."""
+    import edgecnn.runtime.memory as memory
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 1000)
+    code, out, err = run_cli(args, capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert "of memory but only" in lines[0] and "1,000 bytes" in lines[0] and "--" in lines[0]
+    assert out == "" and not list(tmp_path.iterdir())
+
+
+def test_bench_onnx_memory_check_uses_the_batch(fp32_and_int8, monkeypatch, capsys):
+    import edgecnn.runtime.memory as memory
+    from edgecnn.graph.from_onnx import graph_from_onnx
+
+    fp32, _ = fp32_and_int8
+    need = memory.graph_memory_bytes(graph_from_onnx(fp32), copies=1)
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: need - 1)
+    code, _, err = run_cli(["bench", str(fp32), "--runs", "1"], capsys)
+    assert code == 2 and f"{need:,} bytes" in err and "--batch" in err
+
+
+def test_model_memory_estimate_is_weights_plus_peak_activations():
+    from edgecnn.analysis import profile
+    from edgecnn.models import load_graph, resolve_model
+    from edgecnn.runtime.memory import model_memory_bytes
+
+    rm = resolve_model("edge-resnet", (4, 1, 28, 28))
+    t = profile(load_graph("edge-resnet", (4, 1, 28, 28))).totals
+    assert model_memory_bytes(rm.module, rm.input_shape) == 2 * (
+        t.weight_bytes + t.peak_activation_bytes
+    )
+    assert all(p.device.type == "cpu" for p in rm.module.parameters())  # nothing moved to meta

@@ -66,8 +66,17 @@ def json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def parse_shape(text: str | None, option: str = "--input-shape") -> tuple[int, ...] | None:
-    """Parse ``1x3x224x224`` (or ``1,3,224,224``) into a tuple of positive ints."""
+def parse_shape(
+    text: str | None, option: str = "--input-shape", input_tensor: bool = True
+) -> tuple[int, ...] | None:
+    """Parse ``1x3x224x224`` (or ``1,3,224,224``) into a tuple of positive ints.
+
+    Dimensions must fit int64; the element count of an ``input_tensor`` must be at most
+    :data:`~edgecnn.graph.ir.MAX_INPUT_ELEMENTS` (:func:`edgecnn.graph.ir.check_input_shape`).
+    Pass ``input_tensor=False`` for sizes that are not a tensor (buffers, tiles).
+    """
+    from edgecnn.graph.ir import MAX_INPUT_ELEMENTS, check_input_shape
+
     if text is None:
         return None
     parts = text.lower().replace(",", "x").replace("*", "x").split("x")
@@ -77,11 +86,8 @@ def parse_shape(text: str | None, option: str = "--input-shape") -> tuple[int, .
         raise ShapeError(
             f"malformed {option} '{text}': give positive integers joined by 'x', e.g. 1x3x224x224"
         ) from None
-    if not dims or any(d <= 0 for d in dims):
-        raise ShapeError(
-            f"malformed {option} '{text}': every dimension must be a positive integer, e.g. 1x3x224x224"
-        )
-    return dims
+    limit = MAX_INPUT_ELEMENTS if input_tensor else None
+    return check_input_shape(dims, f"{option} '{text}'", max_elements=limit)
 
 
 def track(

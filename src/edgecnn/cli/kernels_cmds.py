@@ -28,6 +28,15 @@ def _si(n: float) -> str:
     return str(int(n))
 
 
+def _require_memory(shapes, algorithms, reference: bool, what: str, fix: str) -> None:
+    """Refuse before allocating when the largest layer's working set does not fit in memory."""
+    from edgecnn.kernels.memory import working_set_bytes
+    from edgecnn.runtime.memory import require_memory
+
+    need = max(working_set_bytes(s, algorithms, reference) for s in shapes)
+    require_memory(need, what, fix)
+
+
 @kernels_app.command("compare")
 def compare(
     layer: str = typer.Option(
@@ -66,11 +75,18 @@ def compare(
     from edgecnn.kernels.loopnest import Buffers
 
     shape = parse_layer(layer)
-    dims = parse_shape(buffers, "--buffers")
+    _require_memory(
+        [shape],
+        None,
+        True,
+        f"kernels compare on {layer}",
+        "give a smaller --layer (H, W, channels, b<batch>)",
+    )
+    dims = parse_shape(buffers, "--buffers", input_tensor=False)
     if dims is None or len(dims) != 3:
         raise ConfigError(f"--buffers needs three sizes INxWxOUT in elements, got '{buffers}'")
     precs = tuple(p.strip() for p in precisions.split(",") if p.strip())
-    fixed = parse_shape(tiles, "--tiles") if tiles else None
+    fixed = parse_shape(tiles, "--tiles", input_tensor=False) if tiles else None
     if fixed is not None and len(fixed) != 4:
         raise ConfigError(f"--tiles needs four sizes TmxTnxTrxTc, got '{tiles}'")
     tile_obj = Tiles(*fixed) if fixed else None
@@ -150,7 +166,8 @@ def bench(
 
     Example: edgecnn kernels bench --layers r50-conv3-3x3,r50-conv4-3x3 --batches 8
     """
-    from edgecnn.kernels.bench import BENCH_ALGORITHMS, BENCH_LAYERS, bench_layers
+    from edgecnn.kernels.bench import BENCH_ALGORITHMS, BENCH_LAYERS, bench_layers, with_batch
+    from edgecnn.kernels.compare import parse_layer
     from edgecnn.kernels.conv import parse_algorithm
 
     if layers:
@@ -167,6 +184,20 @@ def bench(
         tuple(parse_algorithm(a.strip()) for a in algorithms.split(",") if a.strip())
         if algorithms
         else BENCH_ALGORITHMS
+    )
+    shapes = []
+    for spec in chosen.values():
+        layer_shape = parse_layer(spec)
+        for b in batch_list:
+            if b < 1:
+                raise ConfigError(f"--batches must be >= 1, got {b} in '{batches}'")
+            shapes.append(with_batch(layer_shape, b))
+    _require_memory(
+        shapes,
+        algos,
+        False,
+        f"kernels bench at --batches {batches}",
+        "use smaller --batches or --layers",
     )
     total = len(chosen) * len(batch_list)
     done = [0]

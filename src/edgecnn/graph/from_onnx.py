@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import ModelLoadError, ShapeError
-from edgecnn.graph.ir import Graph, Layer, OpKind, TensorInfo
+from edgecnn.graph.ir import Graph, Layer, OpKind, TensorInfo, check_input_shape
 
 _KIND: dict[str, tuple[OpKind, str | None]] = {
     "Conv": (OpKind.CONV, None),
@@ -195,6 +195,8 @@ def graph_from_onnx(source: Any, input_shape: tuple[int, ...] | None = None) -> 
         raise ModelLoadError(
             f"ONNX opset {opset} is older than 11: upgrade it with onnx.version_converter"
         )
+    if input_shape is not None:
+        input_shape = check_input_shape(tuple(int(d) for d in input_shape))
     init_names = {i.name for i in model.graph.initializer}
     real_inputs = [i for i in model.graph.input if i.name not in init_names]
     _fix_input_shapes(model, real_inputs, input_shape)
@@ -209,23 +211,36 @@ def _fix_input_shapes(model: Any, inputs: list, input_shape: tuple[int, ...] | N
             d.dim_param or "?" for d in dims if not d.HasField("dim_value") or d.dim_value <= 0
         ]
         if input_shape is not None and idx == 0:
-            if len(dims) != len(input_shape):
-                raise ShapeError(
-                    f"--input-shape {'x'.join(map(str, input_shape))} has {len(input_shape)} dims "
-                    f"but model input '{inp.name}' has {len(dims)}"
-                )
+            declared = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+            check_declared_shape(inp.name, declared, input_shape)
             for d, v in zip(dims, input_shape, strict=True):
-                if d.HasField("dim_value") and d.dim_value > 0 and d.dim_value != v:
-                    raise ShapeError(
-                        f"--input-shape {'x'.join(map(str, input_shape))} conflicts with model input "
-                        f"'{inp.name}' of fixed shape {_dims_text(dims)}"
-                    )
                 d.ClearField("dim_param")
                 d.dim_value = v
         elif symbolic:
             raise ShapeError(
                 f"model input '{inp.name}' has symbolic dimensions {_dims_text(dims)}: "
                 "pass a concrete shape with --input-shape, e.g. 1x3x224x224"
+            )
+
+
+def check_declared_shape(
+    name: str, declared: list[int | str | None], shape: tuple[int, ...] | list[int]
+) -> None:
+    """Refuse ``shape`` for an ONNX input declared as ``declared`` (ints are fixed dims;
+    strings, None and values <= 0 are symbolic) when the ranks or a fixed dim differ. The one
+    check of ``--input-shape`` against an ONNX model (frontend and ORT feeds)."""
+    text = "x".join(map(str, shape))
+    if len(declared) != len(shape):
+        raise ShapeError(
+            f"--input-shape {text} has {len(shape)} dims but model input '{name}' has "
+            f"{len(declared)}"
+        )
+    fixed = "x".join(str(d) if isinstance(d, int) and d > 0 else "?" for d in declared)
+    for d, v in zip(declared, shape, strict=True):
+        if isinstance(d, int) and d > 0 and d != v:
+            raise ShapeError(
+                f"--input-shape {text} conflicts with model input '{name}' of fixed shape "
+                f"{fixed}: give the model's own shape"
             )
 
 

@@ -32,7 +32,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from edgecnn.errors import ModelLoadError, ShapeError
-from edgecnn.graph.ir import Graph, Layer, OpKind, TensorInfo
+from edgecnn.graph.ir import Graph, Layer, OpKind, TensorInfo, check_input_shape
 
 DEFAULT_INPUT_SHAPE: tuple[int, ...] = (1, 3, 224, 224)
 
@@ -664,9 +664,7 @@ def graph_from_module(
     for its parameters and buffers, so its weights are neither read nor modified and no
     convolution is computed. The module's train/eval mode is restored afterwards.
     """
-    shape = tuple(int(d) for d in (input_shape or DEFAULT_INPUT_SHAPE))
-    if not shape or any(d <= 0 for d in shape):
-        raise ShapeError(f"input shape must be positive integers, got {shape}")
+    shape = check_input_shape(tuple(int(d) for d in (input_shape or DEFAULT_INPUT_SHAPE)))
     if not isinstance(module, nn.Module):
         raise ModelLoadError(f"expected a torch.nn.Module, got {type(module).__name__}")
     named = list(

@@ -24,6 +24,38 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from edgecnn.errors import ShapeError
+
+#: Largest value of a tensor dimension (int64, what PyTorch, ONNX and numpy index with).
+INT64_MAX = 2**63 - 1
+#: Largest number of elements of a model input: 2^32 (16 GiB as float32). Larger inputs are
+#: refused up front; nothing edgecnn analyses or runs needs them.
+MAX_INPUT_ELEMENTS = 2**32
+
+
+def check_input_shape(
+    dims: tuple[int, ...], what: str = "input shape", max_elements: int | None = MAX_INPUT_ELEMENTS
+) -> tuple[int, ...]:
+    """``dims`` if every dimension is a positive int64 and the element count is at most
+    ``max_elements`` (None: no bound); else ``ShapeError`` naming the offending value. ``what``
+    names the shape in the message (e.g. ``"--input-shape '1x3x224x224'"``)."""
+    if not dims or any(d <= 0 for d in dims):
+        raise ShapeError(f"{what}: every dimension must be a positive integer, e.g. 1x3x224x224")
+    big = next((d for d in dims if d > INT64_MAX), None)
+    if big is not None:
+        raise ShapeError(
+            f"{what}: dimension {big} does not fit a 64-bit integer (max {INT64_MAX}); "
+            "give a realistic shape, e.g. 1x3x224x224"
+        )
+    n = math.prod(dims)
+    if max_elements is not None and n > max_elements:
+        raise ShapeError(
+            f"{what}: {n:.3g} elements is more than the limit of {max_elements:,} "
+            f"({max_elements * 4 / 2**30:.0f} GiB as float32); use a smaller shape or batch"
+        )
+    return dims
+
+
 DTYPE_BYTES: dict[str, int] = {
     "float64": 8,
     "float32": 4,

@@ -37,7 +37,7 @@ from torch import nn
 
 from edgecnn.errors import ConfigError, ModelLoadError, ShapeError
 from edgecnn.graph.from_torch import DEFAULT_INPUT_SHAPE, graph_from_module
-from edgecnn.graph.ir import Graph
+from edgecnn.graph.ir import Graph, check_input_shape
 from edgecnn.models._arch import module_arch
 from edgecnn.models.checkpoint import load_checkpoint
 from edgecnn.models.edge import EDGE_MODELS, build_edge_model
@@ -143,7 +143,8 @@ def resolve_model(
     if batch is not None:
         if batch < 1:
             raise ShapeError(f"batch must be >= 1, got {batch}")
-        shape = (batch, *shape[1:])
+        shape = _check_shape((batch, *shape[1:]))
+    check_input_channels(res.module, shape, res.name)
     return ResolvedModel(res.module, res.name, tuple(shape), res.arch, res.arch_kwargs)
 
 
@@ -251,9 +252,37 @@ def _check_shape(shape: Sequence[int]) -> tuple[int, ...]:
         raise ShapeError(
             f"input shape {shape!r} is not a sequence of integers: give e.g. 1x3x224x224"
         ) from None
-    if not dims or any(d <= 0 for d in dims):
-        raise ShapeError(f"input shape {dims} must be positive integers, e.g. 1x3x224x224")
-    return dims
+    return check_input_shape(dims, f"input shape {'x'.join(map(str, dims))}")
+
+
+def first_layer(module: nn.Module) -> nn.Module | None:
+    """The first convolution or linear layer of ``module`` in registration order (the order
+    every edgecnn and torchvision model runs them), or None."""
+    return next(
+        (m for m in module.modules() if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear))),
+        None,
+    )
+
+
+def check_input_channels(module: nn.Module, shape: Sequence[int], name: str) -> None:
+    """Refuse an input shape whose channel count differs from the first layer's input
+    channels (a conv of N spatial dims with a shape of rank N+2, or a linear layer with a
+    rank-2 shape): every command that takes ``--input-shape`` passes through here."""
+    layer = first_layer(module)
+    if layer is None:
+        return
+    if isinstance(layer, nn.Linear):
+        rank, channels, dim, what = 2, layer.in_features, len(shape) - 1, "input features"
+    else:
+        rank, channels, dim, what = len(layer.kernel_size) + 2, layer.in_channels, 1, "channels"
+    if len(shape) == rank and shape[dim] != channels:
+        wanted = list(shape)
+        wanted[dim] = channels
+        raise ShapeError(
+            f"input shape {'x'.join(map(str, shape))} has {shape[dim]} {what} but '{name}' "
+            f"expects {channels} (its first layer, {type(layer).__name__}): use e.g. "
+            f"--input-shape {'x'.join(map(str, wanted))}"
+        )
 
 
 def _check_device(device: str) -> None:

@@ -34,6 +34,7 @@ from edgecnn.runtime.bench import (
     timed,
 )
 from edgecnn.runtime.environment import environment_info
+from edgecnn.runtime.memory import check_model_memory, onnx_memory_bytes, require_memory
 from edgecnn.runtime.session import input_feeds, make_session
 from edgecnn.schema import ResultKind
 
@@ -118,6 +119,42 @@ def _ort_runner(path: Path, threads: int, batch: int | None, input_shape: Sequen
     return sess, run, load_s, list(next(iter(feeds.values())).shape)
 
 
+def _check_onnx_memory(path: Path, batch: int | None, input_shape: Sequence[int] | None) -> None:
+    """Refuse a benchmark whose weights + peak activations (at the shape the run will feed:
+    ``input_shape`` or the declared one, dim 0 = ``batch``) exceed the available memory."""
+    if not path.is_file():
+        return  # make_session says so
+    shape = list(input_shape) if input_shape is not None else None
+    if shape is None:
+        try:
+            proto = _load_proto(path)
+        except ModelLoadError:
+            return  # make_session reports a corrupt file
+        inits = {i.name for i in proto.graph.initializer}
+        first = next((i for i in proto.graph.input if i.name not in inits), None)
+        if first is None:
+            return
+        dims = [
+            d.dim_value if d.HasField("dim_value") else 0 for d in first.type.tensor_type.shape.dim
+        ]
+        if batch is not None and dims:
+            dims[0] = batch
+        elif dims and dims[0] <= 0:
+            dims[0] = 1
+        if any(d <= 0 for d in dims):
+            return  # symbolic dims: input_feeds asks for --input-shape
+        shape = dims
+    elif batch is not None and shape:
+        shape[0] = batch
+    need = onnx_memory_bytes(path, shape)
+    if need is not None:
+        require_memory(
+            need,
+            f"benchmarking {path.name} at input {'x'.join(map(str, shape))}",
+            "use a smaller --batch or --input-shape",
+        )
+
+
 def bench_onnx(
     path: str | os.PathLike[str],
     batch: int | None = None,
@@ -130,6 +167,9 @@ def bench_onnx(
 ) -> BenchResult:
     """Benchmark an ONNX file in ORT, interleaved with ``baseline`` (another ONNX file) if given."""
     p = Path(path)
+    _check_onnx_memory(p, batch, input_shape)
+    if baseline is not None:
+        _check_onnx_memory(Path(baseline), batch, input_shape)
     _, run, load_s, shape = _ort_runner(p, threads, batch, input_shape)
     precision = onnx_precision(_load_proto(p))
     rss_load = current_rss_bytes()
@@ -180,6 +220,9 @@ def bench_source(
     from edgecnn.runtime.export import export_onnx
 
     rm = resolve_model(source, input_shape, batch=batch)  # type: ignore[arg-type]
+    check_model_memory(
+        rm.module, rm.input_shape, rm.name, "benchmarking", "use a smaller --batch or --input-shape"
+    )
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

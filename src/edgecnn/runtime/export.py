@@ -89,9 +89,13 @@ def export_model(
 ) -> ExportResult:
     """Resolve ``source`` (name, checkpoint, ``module:factory``, module), export it and check it."""
     from edgecnn.models.resolve import resolve_model
+    from edgecnn.runtime.memory import check_model_memory
 
     out = check_output_path(path)
     rm = resolve_model(source, input_shape)  # type: ignore[arg-type]
+    check_model_memory(
+        rm.module, rm.input_shape, rm.name, "exporting", "use a smaller --input-shape"
+    )
     t0 = time.perf_counter()
     data = export_onnx_bytes(rm.module, rm.input_shape, opset=opset, dynamic_batch=dynamic_batch)
     err = check_onnx_matches_torch(rm.module, data, rm.input_shape)
@@ -238,11 +242,9 @@ def _check_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
         raise ShapeError(
             f"input shape {input_shape!r} is not a sequence of ints, e.g. (1, 3, 224, 224)"
         ) from None
-    if not shape or any(d <= 0 for d in shape):
-        raise ShapeError(
-            f"input shape {shape} must have positive dimensions, e.g. (1, 3, 224, 224)"
-        )
-    return shape
+    from edgecnn.graph.ir import check_input_shape
+
+    return check_input_shape(shape, f"input shape {shape}")
 
 
 def _check_not_meta(module: nn.Module) -> None:

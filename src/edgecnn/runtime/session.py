@@ -116,6 +116,12 @@ def input_feeds(
     for i, inp in enumerate(session.get_inputs()):
         shape = list(inp.shape)
         if i == 0 and input_shape is not None:
+            from edgecnn.graph.from_onnx import check_declared_shape
+
+            declared = [d if isinstance(d, int) else None for d in inp.shape]
+            if batch is not None and declared:
+                declared[0] = None  # --batch is checked against a fixed batch by the caller
+            check_declared_shape(inp.name, declared, list(input_shape))
             shape = [int(d) for d in input_shape]
         if batch is not None and shape:
             shape[0] = batch
