@@ -136,3 +136,85 @@ def test_missing_empty_truncated_and_garbage_files(tmp_path):
         make_session(tmp_path / "text.onnx")
     with pytest.raises(ModelLoadError):
         make_session(tmp_path)  # a directory
+
+
+def tiny_vit() -> nn.Module:
+    """torchvision's ViT at toy size (32x32 input): its encoder takes the fused multi-head
+    attention fast path in eval mode under no_grad, which the exporters cannot translate."""
+    torch.manual_seed(0)
+    m = torchvision.models.VisionTransformer(
+        image_size=32, patch_size=16, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64
+    )
+    nn.init.normal_(m.heads.head.weight)  # torchvision zero-inits the head: outputs would be 0
+    return m
+
+
+class Noisy(nn.Module):
+    """Writes to stdout and stderr from Python and at the file-descriptor level, as the
+    exporters' C++ diagnostics do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3)
+
+    def forward(self, x):
+        import os
+        import sys
+
+        print("python stdout noise")
+        print("python stderr noise", file=sys.stderr)
+        os.write(1, b"fd stdout noise\n")
+        os.write(2, b"fd stderr noise\n")
+        return self.conv(x)
+
+
+def noisy() -> nn.Module:
+    return Noisy()
+
+
+def test_vit_exports_with_the_mha_fast_path_off(tmp_path, capfd):
+    import json
+
+    from cli_helpers import run_cli
+
+    out = tmp_path / "vit.onnx"
+    args = ["export", "test_runtime_export:tiny_vit", "--input-shape", "1x3x32x32"]
+    code, stdout, err = run_cli([*args, "--out", str(out), "--json"], capfd)
+    assert code == 0, err
+    d = json.loads(stdout)  # stdout is exactly one JSON document
+    assert d["kind"] == "export" and 0 < d["max_abs_error"] < 1e-3
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model)
+    ops = {n.op_type for n in model.graph.node}
+    assert "MatMul" in ops and "Softmax" in ops
+    assert torch.backends.mha.get_fastpath_enabled()  # restored
+
+
+def test_export_json_stdout_is_pure_even_when_the_model_prints(tmp_path, capfd):
+    import json
+
+    from cli_helpers import run_cli
+
+    out = tmp_path / "n.onnx"
+    args = ["export", "test_runtime_export:noisy", "--input-shape", "1x1x8x8", "--json"]
+    code, stdout, err = run_cli([*args, "--out", str(out)], capfd)
+    assert code == 0, err
+    assert json.loads(stdout)["kind"] == "export"
+    assert "noise" not in stdout and "noise" not in err
+    print("visible")  # the streams work again afterwards
+    os_out = capfd.readouterr().out
+    assert os_out == "visible\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["vit_b_16"])
+def test_torchvision_transformer_exports(name, tmp_path, capfd):
+    import json
+
+    from cli_helpers import run_cli
+
+    out = tmp_path / f"{name}.onnx"
+    code, stdout, err = run_cli(["export", name, "--out", str(out), "--json"], capfd)
+    assert code == 0, err
+    assert json.loads(stdout)["model"] == name
+    onnx.checker.check_model(str(out))

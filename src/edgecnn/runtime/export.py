@@ -19,9 +19,11 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
+import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -132,28 +134,26 @@ def export_onnx_bytes(
     was_training = module.training
     module.eval()
     try:
-        with torch.no_grad(), warnings.catch_warnings():
+        with torch.no_grad(), warnings.catch_warnings(), _mha_fastpath_off(), captured_output():
             warnings.simplefilter("ignore")
             if exporter == "torchscript":
                 buf = io.BytesIO()
-                with contextlib.redirect_stdout(io.StringIO()):
-                    torch.onnx.export(
-                        module,
-                        (x,),
-                        buf,
-                        dynamo=False,
-                        opset_version=opset,
-                        input_names=["input"],
-                        output_names=["output"],
-                        dynamic_axes=dyn_axes,
-                        do_constant_folding=True,
-                    )
-                return buf.getvalue()
-            with contextlib.redirect_stdout(io.StringIO()):
-                dyn_shapes = ({0: torch.export.Dim("batch")},) if dynamic_batch else None
-                prog = torch.onnx.export(
-                    module, (x,), dynamo=True, opset_version=opset, dynamic_shapes=dyn_shapes
+                torch.onnx.export(
+                    module,
+                    (x,),
+                    buf,
+                    dynamo=False,
+                    opset_version=opset,
+                    input_names=["input"],
+                    output_names=["output"],
+                    dynamic_axes=dyn_axes,
+                    do_constant_folding=True,
                 )
+                return buf.getvalue()
+            dyn_shapes = ({0: torch.export.Dim("batch")},) if dynamic_batch else None
+            prog = torch.onnx.export(
+                module, (x,), dynamo=True, opset_version=opset, dynamic_shapes=dyn_shapes
+            )
             return prog.model_proto.SerializeToString()
     except EdgecnnError:
         raise
@@ -164,6 +164,48 @@ def export_onnx_bytes(
         ) from e
     finally:
         module.train(was_training)
+
+
+@contextlib.contextmanager
+def _mha_fastpath_off() -> Iterator[None]:
+    """Disable PyTorch's fused multi-head-attention fast path (``torch.backends.mha``) for the
+    body: in eval mode under ``no_grad`` ``nn.MultiheadAttention`` and
+    ``nn.TransformerEncoderLayer`` otherwise call ``aten::_native_multi_head_attention``, which no
+    ONNX exporter can translate (torchvision's ViT). The composite path exports as
+    MatMul/Softmax and computes the same values."""
+    previous = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(previous)
+
+
+@contextlib.contextmanager
+def captured_output() -> Iterator[None]:
+    """Swallow everything written to stdout and stderr in the body, at the file-descriptor
+    level too: the exporters print graph dumps and diagnostics from C++ and Python, which would
+    corrupt ``--json`` output. (Exceptions still carry the error; their first line is reported.)
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            try:
+                with (
+                    contextlib.redirect_stdout(io.StringIO()),
+                    contextlib.redirect_stderr(io.StringIO()),
+                ):
+                    yield
+            finally:
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+    finally:
+        for fd in saved:
+            os.close(fd)
 
 
 def check_onnx_matches_torch(
@@ -186,12 +228,13 @@ def check_onnx_matches_torch(
     was_training = module.training
     module.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), captured_output():
             ref = _flatten_outputs(module(x))
     finally:
         module.train(was_training)
     sess = make_session(onnx_model, threads=1)
-    got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
+    with captured_output():
+        got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
     if len(got) != len(ref):
         raise EdgecnnError(
             f"exported ONNX model has {len(got)} outputs but PyTorch returns {len(ref)}: "

@@ -83,8 +83,11 @@ def model_memory_bytes(module: Any, input_shape: Sequence[int], name: str | None
     """Estimate for running ``module`` (real or meta weights) at ``input_shape`` in PyTorch and
     ONNX Runtime; nothing is allocated (the graph is recorded on the meta device)."""
     from edgecnn.graph.from_torch import graph_from_module
+    from edgecnn.runtime.export import captured_output
 
-    return graph_memory_bytes(graph_from_module(module, tuple(input_shape), name=name))
+    with captured_output():  # the recording runs forward(), which may print
+        graph = graph_from_module(module, tuple(input_shape), name=name)
+    return graph_memory_bytes(graph)
 
 
 def onnx_memory_bytes(path: str | Path, input_shape: Sequence[int] | None) -> int | None:
