@@ -187,3 +187,26 @@ def test_model_memory_estimate_is_weights_plus_peak_activations():
         t.weight_bytes + t.peak_activation_bytes
     )
     assert all(p.device.type == "cpu" for p in rm.module.parameters())  # nothing moved to meta
+
+
+@pytest.mark.parametrize("command", [["bench"], ["export", "--out", "x.onnx"], ["profile"]])
+@pytest.mark.parametrize("name", ["a_dir.onnx", "a_dir.ONNX", "ck.pt"])
+def test_a_directory_named_like_a_model_says_so(command, name, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).mkdir()
+    cmd, *rest = command
+    code, _, err = run_cli([cmd, name, *rest], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "is a directory" in lines[0], err
+
+
+def test_upper_case_onnx_suffix_is_an_onnx_file(fp32_and_int8, tmp_path, capsys):
+    import shutil
+
+    up = tmp_path / "MODEL.ONNX"
+    shutil.copyfile(fp32_and_int8[0], up)
+    code, out, err = run_cli(["bench", str(up), "--runs", "2", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["source"] == "onnx"
+    code, out, err = run_cli(["profile", str(up), "--json"], capsys)
+    assert code == 0 and json.loads(out)["totals"]["params"] > 0, err

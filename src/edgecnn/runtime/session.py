@@ -71,6 +71,10 @@ def make_session(
         what = f"'{p}'"
         if not p.exists():
             raise ModelLoadError(f"ONNX file {what} does not exist: check the path")
+        if p.is_dir():
+            raise ModelLoadError(
+                f"{what} is a directory, not an ONNX file: give the path of an .onnx model"
+            )
         if not p.is_file():
             raise ModelLoadError(f"{what} is not a file: give the path of an .onnx model")
         if p.stat().st_size == 0:
