@@ -184,3 +184,61 @@ def test_sigterm_cleans_up_and_exits_130(files, tmp_path):
     assert list(tmp.iterdir()) == []
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     assert not out.exists()
+
+
+BIG_SPACE = """
+base: seed-chip
+sweep:
+  array: [8x8, 16x16, 32x32, 64x64]
+  sram_kb: [256, 1024, 4096]
+  dataflow: [os, ws]
+  bandwidth: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
+"""
+
+
+def _children_of(pid: int) -> list[int]:
+    import psutil
+
+    try:
+        return [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+@pytest.mark.parametrize("how", ["sigint-group", "sigint-main", "sigterm-main"])
+def test_explore_stops_promptly_on_interrupt(tmp_path, how):
+    """Ctrl-C (to the process group or the main process) or SIGTERM: the sweep stops within
+    seconds, no worker survives, every line of the results file is complete, exit 130."""
+    import psutil
+
+    (tmp_path / "space.yaml").write_text(BIG_SPACE)
+    out = tmp_path / "r.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgecnn", "explore", "resnet18", "--space"]
+        + [str(tmp_path / "space.yaml"), "--workers", "2", "--out", str(out), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out.exists() and out.read_text().count("\n") >= 3):
+        time.sleep(0.1)
+    workers = _children_of(proc.pid)
+    assert workers, "the sweep should be running on worker processes"
+    sig = signal.SIGTERM if how == "sigterm-main" else signal.SIGINT
+    t0 = time.monotonic()
+    if how == "sigint-group":
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - t0 < 20
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "edgecnn: interrupted"
+    time.sleep(0.5)
+    assert not [
+        p for p in workers if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+    ]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]  # every line complete
+    assert 3 <= len(rows) < 480 and all("latency_s" in r for r in rows)

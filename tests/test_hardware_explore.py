@@ -19,6 +19,7 @@ from edgecnn.hardware.explore import (
     point_id,
     read_results,
     space_from_dict,
+    sweep_context,
 )
 from edgecnn.hardware.workload import build_workload
 
@@ -105,13 +106,48 @@ def test_local_sweep_appends_and_resumes(tmp_path):
     assert (second.computed, second.skipped) == (4, 4)
     rows = [r for r in lines_ok(out)]
     ids = [r["id"] for r in rows]
-    assert sorted(ids) == sorted(point_id(p) for p in full.points())
+    ctx = sweep_context(wl, full)
+    assert sorted(ids) == sorted(point_id(p, ctx) for p in full.points())
     assert len(ids) == len(set(ids))
     # the results equal a direct evaluation
     p = full.points()[5]
     direct = evaluate_point(wl, full.base, "latency", p)
-    assert read_results(out)[point_id(p)] == json.loads(json.dumps(direct, sort_keys=True))
+    stored = read_results(out)[point_id(p, ctx)]
+    assert {k: stored[k] for k in direct} == json.loads(json.dumps(direct, sort_keys=True))
     assert explore(wl, full, out).computed == 0
+
+
+def _bigger_workload():
+    x = TensorInfo("x", (1, 16, 28, 28))
+    y = TensorInfo("y", (1, 64, 28, 28))
+    conv = Layer(
+        "conv",
+        OpKind.CONV,
+        [x],
+        [y],
+        params={"weight": (64, 16, 3, 3)},
+        attrs={"kernel": (3, 3), "stride": (1, 1), "padding": (1, 1, 1, 1), "groups": 1},
+    )
+    return build_workload(Graph("bigger", [conv], [x], [y]))
+
+
+def test_results_of_another_sweep_are_never_resumed(tmp_path):
+    """Same swept values, but another model, base accelerator or objective: all recomputed."""
+    out = tmp_path / "r.jsonl"
+    space = space_from_dict(SPACE)
+    first = explore(small_workload(), space, out, workers=1)
+    assert first.computed == 8
+    other_model = explore(_bigger_workload(), space, out, workers=1)
+    assert (other_model.computed, other_model.skipped) == (8, 0)
+    other_base = space_from_dict({**SPACE, "base": "seed-chip"})
+    assert explore(small_workload(), other_base, out, workers=1).computed == 8
+    other_objective = space_from_dict({**SPACE, "objective": "energy"})
+    assert explore(small_workload(), other_objective, out, workers=1).computed == 8
+    # each result is the one of its own sweep
+    again = explore(_bigger_workload(), space, out, workers=1)
+    assert again.computed == 0
+    assert {r["model"] for r in again.points} == {"bigger"}
+    assert [r["latency_s"] for r in again.points] == [r["latency_s"] for r in other_model.points]
 
 
 def lines_ok(path: Path):
@@ -138,7 +174,8 @@ def test_killed_worker_loses_and_duplicates_nothing(tmp_path, monkeypatch):
     res = explore(small_workload(), space, out, workers=2, evaluator=dying_evaluator)
     assert (tmp_path / "killed").exists()  # a worker really died mid-sweep
     ids = [r["id"] for r in lines(out)]
-    assert sorted(ids) == sorted(point_id(p) for p in space.points())
+    ctx = sweep_context(small_workload(), space)
+    assert sorted(ids) == sorted(point_id(p, ctx) for p in space.points())
     assert not any("error" in r for r in lines(out))
     assert res.computed == 8
 
@@ -180,3 +217,10 @@ def test_shipped_example_space_parses():
     path = resources.files("edgecnn.hardware").joinpath("presets/space-example.yaml")
     space = load_space(Path(str(path)))
     assert len(space.points()) == 4 * 3 * 2 * 2 * 2
+
+
+@pytest.mark.parametrize("workers", [0, -1])
+def test_bad_worker_count_is_refused(tmp_path, workers):
+    with pytest.raises(ConfigError, match="--workers must be >= 1"):
+        explore(small_workload(), space_from_dict(SPACE), tmp_path / "r.jsonl", workers=workers)
+    assert not (tmp_path / "r.jsonl").exists()

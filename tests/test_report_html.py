@@ -138,6 +138,8 @@ def test_sections_show_each_results_details(results):
     kern = _section(page, "kernels_compare")
     assert "winograd" in kern.lower() and "im2col" in kern.lower()
     assert page.count("<h2>Environment</h2>") == 1
+    explore = _section(page, "explore-0")  # the Pareto table names the design parameters
+    assert "<th>array</th>" in explore and "<th>dataflow</th>" in explore
 
 
 def test_malformed_values_are_one_line_errors():
@@ -216,7 +218,12 @@ def test_report_help_has_example(capsys):
 
 def test_explore_front_rendered():
     front = [
-        {"rows": r, "cols": r, "latency_s": 1.0 / r, "energy_j": 1e-3 * r, "area_mm2": 0.1 * r * r}
+        {
+            "params": {"array": f"{r}x{r}"},
+            "latency_s": 1.0 / r,
+            "energy_j": 1e-3 * r,
+            "area_mm2": 0.1 * r * r,
+        }
         for r in (8, 16, 32)
     ]
     obj = {
@@ -231,3 +238,15 @@ def test_explore_front_rendered():
     page = render_report([obj])
     assert page.count("<img ") == 1
     assert "12 design points evaluated, 3 Pareto-optimal" in page
+    assert "<th>array</th>" in page and "16x16" in page
+
+
+def test_nan_never_reaches_a_report(results, tmp_path):
+    obj = json.loads(results["profile"].read_text())
+    obj["totals"]["latency_s"] = float("nan")
+    with pytest.raises(EdgecnnError, match=r"non-finite number at totals\.latency_s"):
+        render_report([obj])
+    path = tmp_path / "nan.json"
+    path.write_text(json.dumps(obj))  # Python writes NaN, which strict JSON does not allow
+    with pytest.raises(EdgecnnError, match="NaN"):
+        load_results([path])

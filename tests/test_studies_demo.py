@@ -97,3 +97,22 @@ def test_demo_bad_out_exits_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "does not exist" in err[0]
     assert not (tmp_path / "missing").exists()
+
+
+def test_demo_bad_recipe_fails_before_training(tmp_path, capsys, monkeypatch):
+    import edgecnn.models.edge as edge
+
+    def no_training(*_a, **_k):
+        raise AssertionError("trained before validating the recipe")
+
+    monkeypatch.setattr(edge, "train_model", no_training)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps:\n  - step: distill\n    temperature: .nan\n")
+    try:
+        main(["demo", "--out", str(tmp_path / "d"), "--recipe", str(bad)])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "temperature" in err[0]
+    assert not (tmp_path / "d").exists()

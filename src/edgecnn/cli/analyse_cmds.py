@@ -158,27 +158,28 @@ def devices(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) 
     Example: edgecnn devices --json
     """
     from edgecnn.analysis.devices import get_device, load_catalog
+    from edgecnn.analysis.profile import human
 
     devs = [get_device("host"), *load_catalog().values()]
     if json_out:
         print_json({"kind": "devices", "devices": [d.to_dict() for d in devs]})
         return
-    table = Table(title="device profiles (1 MAC = 2 ops)")
-    for col in ("name", "fp32", "fp16", "int8", "DRAM GB/s", "on-chip", "description"):
+    table = Table(title="device profiles: peak ops/s per precision (1 MAC = 2 ops), SI units")
+    for col in ("name", "fp32", "fp16", "int8", "DRAM bandwidth", "on-chip", "description"):
         table.add_column(col)
     for d in devs:
 
         def ops(p: str, d=d) -> str:
             v = d.peak_ops_per_s.get(p)
-            return f"{v / 1e9:.4g} G" if v else "-"
+            return human(v, "OP/s") if v else "-"
 
         table.add_row(
             d.name,
             ops("fp32"),
             ops("fp16"),
             ops("int8"),
-            f"{d.dram_bytes_per_s / 1e9:.3g}",
-            f"{d.onchip_bytes / 2**20:.3g} MiB" if d.onchip_bytes else "-",
+            human(d.dram_bytes_per_s, "B/s"),
+            human(d.onchip_bytes, "B") if d.onchip_bytes else "-",
             d.description,
         )
     console.print(table)

@@ -50,9 +50,21 @@ def counter(label: str, quiet: bool = False):
     return report
 
 
+def announcer(label: str, quiet: bool = False):
+    """A callback that prints ``label: MESSAGE`` on stderr for each named step of a long run
+    (above the progress bar on a terminal, one line each in a pipe)."""
+
+    def announce(message: str) -> None:
+        if not quiet:
+            err_console.print(f"{label}: {message}", highlight=False)
+
+    return announce
+
+
 def print_json(obj: Any) -> None:
-    """Print one JSON document on stdout (no rich markup, machine-readable)."""
-    sys.stdout.write(json.dumps(obj, indent=2, default=json_default) + "\n")
+    """Print one JSON document on stdout (no rich markup, machine-readable, strict JSON: a NaN
+    or infinity in a result is a bug and raises instead of reaching a report)."""
+    sys.stdout.write(json.dumps(obj, indent=2, default=json_default, allow_nan=False) + "\n")
     sys.stdout.flush()
 
 

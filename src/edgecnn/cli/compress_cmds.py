@@ -74,7 +74,7 @@ def compress(
     """
     from rich.table import Table
 
-    from edgecnn.cli.common import track
+    from edgecnn.cli.common import announcer, track
     from edgecnn.compress.recipe import load_recipe, run_recipe, with_max_drop
     from edgecnn.data.loaders import load_data
     from edgecnn.io import check_output_path
@@ -92,6 +92,7 @@ def compress(
         splits,
         out,
         progress=lambda it: track(it, "compressing", total=len(rec.steps), quiet=json_out),
+        on_step=announcer("compress", quiet=json_out),
     )
     if json_out:
         print_json(report.to_dict())

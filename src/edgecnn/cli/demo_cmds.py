@@ -103,7 +103,7 @@ def write_demo_outputs(res, d: Path) -> None:
     from edgecnn.report.html import write_report
 
     def dump(name: str, obj: dict) -> None:
-        (d / name).write_text(json.dumps(obj, indent=2, default=json_default))
+        (d / name).write_text(json.dumps(obj, indent=2, default=json_default, allow_nan=False))
 
     dump("profile.json", res.profile.to_dict())
     dump("compress/report.json", res.compress.to_dict())  # with the interleaved latencies

@@ -13,11 +13,10 @@ from edgecnn.cli.common import console, parse_shape, print_json
 
 
 def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
+    """Bytes with decimal SI prefixes (kB = 1000 B), the convention of every edgecnn table."""
+    from edgecnn.analysis.profile import human
+
+    return human(n, "B")
 
 
 @app.command()
@@ -232,7 +231,7 @@ def casestudy(
             s.step,
             f"{s.latency_s * 1e3:.2f}",
             f"{s.latency_s / base.latency_s - 1:+.0%}",
-            f"{s.dram_bytes / 2**20:.1f}",
+            f"{s.dram_bytes / 1e6:.1f}",
             f"{s.dram_bytes / base.dram_bytes - 1:+.0%}",
             f"{s.mults_3x3 / 1e6:.0f}",
             f"{s.energy_j * 1e3:.1f}",
@@ -308,7 +307,7 @@ def explore(
             f"{r['latency_s'] * 1e3:.3f}",
             f"{r['energy_j'] * 1e3:.3f}",
             f"{r['area_mm2']:.2f}",
-            f"{r['dram_bytes'] / 2**20:.1f}",
+            f"{r['dram_bytes'] / 1e6:.1f}",
             f"{r['utilization']:.2f}",
         )
     console.print(table)

@@ -133,7 +133,7 @@ def bench(
         )
     console.print(t)
     console.print(
-        f"session load {res.load_time_s * 1e3:.1f} ms, peak RSS {res.peak_rss_bytes / 2**20:.0f} MiB, {res.runs} runs interleaved"
+        f"session load {res.load_time_s * 1e3:.1f} ms, peak RSS {res.peak_rss_bytes / 1e6:.0f} MB, {res.runs} runs interleaved"
     )
     if res.speed_ratio_vs_baseline is not None:
         console.print(

@@ -85,9 +85,15 @@ class Recipe:
     """An ordered list of step configs."""
 
     steps: tuple[StepConfig, ...]
+    description: str = ""
 
     def to_dict(self) -> dict:
-        return {"steps": [{"step": s.name, **dataclasses.asdict(s)} for s in self.steps]}
+        d: dict[str, Any] = {
+            "steps": [{"step": s.name, **dataclasses.asdict(s)} for s in self.steps]
+        }
+        if self.description:
+            d["description"] = self.description
+        return d
 
 
 def _coerce(step: str, f: dataclasses.Field, v: Any) -> Any:
@@ -163,7 +169,10 @@ def parse_recipe(obj: Any) -> Recipe:
                 f"step '{s.name}' produces an ONNX-only model, so later PyTorch steps cannot run: "
                 "put quantize/fp16/qat last"
             )
-    return Recipe(tuple(steps))
+    desc = obj.get("description") or ""
+    if not isinstance(desc, str):
+        raise ConfigError(f"recipe 'description' must be a string, got {desc!r}")
+    return Recipe(tuple(steps), desc)
 
 
 def with_max_drop(recipe: Recipe, max_drop: float) -> Recipe:
@@ -176,7 +185,8 @@ def with_max_drop(recipe: Recipe, max_drop: float) -> Recipe:
         tuple(
             dataclasses.replace(s, max_drop=float(max_drop)) if isinstance(s, QuantizeStep) else s
             for s in recipe.steps
-        )
+        ),
+        recipe.description,
     )
 
 

@@ -50,12 +50,12 @@ def train_checkpoint(
     """Build ``arch`` (seeded), train it on ``data`` and write the checkpoint to ``out``."""
     if arch not in EDGE_MODELS:
         raise ConfigError(f"unknown model '{arch}' for train: choose one of {sorted(EDGE_MODELS)}")
-    takes_width = "width" in inspect.signature(EDGE_MODELS[arch]).parameters
+    takes_width = "width" in inspect.signature(EDGE_MODELS[arch].factory).parameters
     if not (math.isfinite(width) and 0 < width <= MAX_WIDTH):
         raise ConfigError(f"--width must be in (0, {MAX_WIDTH}], got {width}")
     if width != 1.0 and not takes_width:
         with_width = sorted(
-            n for n, f in EDGE_MODELS.items() if "width" in inspect.signature(f).parameters
+            n for n, f in EDGE_MODELS.items() if "width" in inspect.signature(f.factory).parameters
         )
         raise ConfigError(
             f"'{arch}' has no width multiplier: drop --width or use {', '.join(with_width)}"

@@ -11,7 +11,10 @@ A *space* (YAML) names a base accelerator and the values to sweep::
       precision: [int8, fp16]
       winograd: [none, F4]
 
-Every combination is a *point*; its id is a hash of its parameters. Results are appended to a
+Every combination is a *point*; its id hashes its parameters together with the sweep's context
+(:func:`sweep_context`: the workload, i.e. the model at its input shape, the base accelerator's
+full configuration, the objective, the cycle model and the simulation options), so a results
+file never resumes another model's or another base's points. Results are appended to a
 JSON-lines file as points finish (one line per point, written with a single ``write`` and
 flushed), so an interrupted sweep resumes by skipping the ids already in the file (a torn last
 line is ignored and recomputed). Points run in a local process pool (default) or as Ray tasks
@@ -31,6 +34,7 @@ import hashlib
 import itertools
 import json
 import os
+import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -162,17 +166,42 @@ def point_accelerator(
         raise ConfigError(f"point {point}: {e}") from None
 
 
-def point_id(point: dict[str, Any]) -> str:
-    """Stable id of a point (hash of its sorted parameters)."""
+def point_id(point: dict[str, Any], context: str = "") -> str:
+    """Stable id of a point: hash of its sorted parameters and the sweep ``context``."""
     text = json.dumps(point, sort_keys=True, default=str)
-    return hashlib.sha1(text.encode()).hexdigest()[:12]
+    return hashlib.sha1((context + text).encode()).hexdigest()[:12]
+
+
+CYCLE_MODEL = "tiled"  #: the cycle model every explored point is simulated with
+
+
+def sweep_context(workload: Workload, space: Space) -> str:
+    """Digest of what besides a point's parameters decides its result: the workload (model,
+    input shape and every layer), the base accelerator, the objective, the cycle model and the
+    default simulation options."""
+    from dataclasses import asdict
+
+    text = json.dumps(
+        {
+            "workload": repr(workload),
+            "base": asdict(space.base),
+            "objective": space.objective.value,
+            "model_cycles": CYCLE_MODEL,
+            "options": repr(SimOptions()),
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
 def evaluate_point(
     workload: Workload, base: AcceleratorConfig, objective: str, point: dict[str, Any]
 ) -> dict[str, Any]:
-    """Simulate one point; user errors become an ``error`` field (the point still finishes)."""
-    row: dict[str, Any] = {"id": point_id(point), "params": point}
+    """Simulate one point; user errors become an ``error`` field (the point still finishes).
+
+    The row has no ``id``: :func:`explore` gives it one from the point and the sweep context."""
+    row: dict[str, Any] = {"params": point}
     try:
         accel, precision = point_accelerator(base, point)
         res = simulate(workload, accel, SimOptions(precision=precision, objective=objective))
@@ -281,16 +310,20 @@ def explore(
     """Run every point of ``space`` not yet in ``out`` and return all results with the front."""
     from edgecnn.io import check_output_path
 
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers} (default: one per CPU)")
     path = check_output_path(out)
     done = read_results(path)
+    ctx = sweep_context(workload, space)
     points = space.points()
-    todo = [p for p in points if point_id(p) not in done]
+    todo = [p for p in points if point_id(p, ctx) not in done]
     skipped = len(points) - len(todo)
     appender = _Appender(path)
     finished = 0
 
     def record(row: dict[str, Any]) -> None:
         nonlocal finished
+        row = {**row, "id": point_id(row["params"], ctx), "context": ctx, "model": workload.name}
         if row["id"] in done:
             return
         done[row["id"]] = row
@@ -302,33 +335,59 @@ def explore(
     if todo:
         runner = _run_ray if ray_address else _run_pool
         runner(workload, space, todo, record, evaluator, workers, ray_address)
-    wanted = {point_id(p) for p in points}
-    rows = [done[i] for i in (point_id(p) for p in points) if i in done and i in wanted]
+    rows = [done[i] for i in (point_id(p, ctx) for p in points) if i in done]
     return ExploreResult(rows, finished, skipped, pareto_front(rows), str(path))
 
 
+def _worker_init() -> None:
+    """Pool workers leave Ctrl-C to the main process, which stops them (see ``_stop_pool``)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel what has not started and terminate the workers now (no orphans, no waiting)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in procs:
+        proc.join(timeout=5)
+        if proc.is_alive():
+            proc.kill()
+
+
 def _run_pool(workload, space, todo, record, evaluator, workers, _address) -> None:
+    """Run the points on a local process pool. On an interrupt (Ctrl-C, or SIGTERM, which the
+    CLI turns into one) the workers are terminated at once; every finished point is already a
+    complete line of the results file, so the file stays consistent and a rerun resumes."""
     attempts = {point_id(p): 0 for p in todo}
     pending = list(todo)
     n = workers or min(len(todo), os.cpu_count() or 1)
     while pending:
-        pool = ProcessPoolExecutor(max_workers=max(1, n))
-        futures = {}
-        for p in pending:
-            attempts[point_id(p)] += 1
-            futures[pool.submit(evaluator, workload, space.base, space.objective.value, p)] = p
-        pending = []
-        broken = False
-        remaining = set(futures)
-        while remaining:
-            finished, remaining = wait(remaining, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                p = futures[fut]
-                try:
-                    record(fut.result())
-                except BrokenProcessPool:
-                    broken = True
-                    pending.append(p)
+        pool = ProcessPoolExecutor(max_workers=max(1, n), initializer=_worker_init)
+        try:
+            futures = {}
+            for p in pending:
+                attempts[point_id(p)] += 1
+                futures[pool.submit(evaluator, workload, space.base, space.objective.value, p)] = p
+            pending = []
+            broken = False
+            remaining = set(futures)
+            while remaining:
+                # a timeout keeps the main thread responsive to signals
+                finished, remaining = wait(remaining, timeout=0.5, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    p = futures[fut]
+                    try:
+                        record(fut.result())
+                    except BrokenProcessPool:
+                        broken = True
+                        pending.append(p)
+        except BaseException:
+            _stop_pool(pool)
+            raise
         pool.shutdown(wait=True, cancel_futures=True)
         if broken:
             for p in pending:

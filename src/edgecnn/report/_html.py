@@ -9,6 +9,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 
 def img(png: bytes | None, alt: str) -> str:
     if not png:
@@ -29,7 +31,15 @@ def fmt(v: Any) -> tuple[str, str | None]:
         if math.isnan(v) or math.isinf(v):
             return str(v), None
         a = abs(v)
-        text = f"{v:.3g}" if (a and (a < 1e-2 or a >= 1e6)) else f"{v:,.3f}".rstrip("0").rstrip(".")
+        if a >= 1e6:  # large: grouped digits, never 7e+08
+            text = f"{v:,.0f}"
+        elif a and a < 1e-2:  # small: three significant digits, positional
+            text = np.format_float_positional(
+                v, precision=3, unique=False, fractional=False, trim="-"
+            )
+            text = text.rstrip(".")
+        else:
+            text = f"{v:,.3f}".rstrip("0").rstrip(".")
         return text, repr(v)
     if isinstance(v, (list, tuple)):
         return "x".join(map(str, v)) if all(isinstance(x, int) for x in v) else ", ".join(

@@ -20,9 +20,10 @@ _PALETTE = ["#1f6feb", "#e5534b", "#2da44e", "#bf8700", "#8250df", "#57606a", "#
 
 
 def _png(fig: Any) -> bytes:
+    """PNG bytes; the bounding box grows to take in every label and legend (nothing clipped)."""
     buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=_DPI)
+    fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight", pad_inches=0.1)
     plt.close(fig)
     return buf.getvalue()
 
@@ -36,11 +37,13 @@ def compute_vs_traffic(profile: dict, top: int = 40) -> bytes | None:
     ]
     if not rows:
         return None
+    n_all = len(rows)
     rows = (
         rows
         if len(rows) <= top
         else sorted(rows, key=lambda r: -(r["macs"] + r["dram_bytes"]))[:top]
     )
+    shown = f", the {len(rows)} heaviest of {n_all} layers" if len(rows) < n_all else ""
     order = {id(r): i for i, r in enumerate(profile["layers"])}
     rows.sort(key=lambda r: order.get(id(r), 0))
     fig, ax = plt.subplots(figsize=(9, 3.6))
@@ -62,10 +65,13 @@ def compute_vs_traffic(profile: dict, top: int = 40) -> bytes | None:
     ax.set_yscale("log")
     ax.set_xticks(list(x))
     ax.set_xticklabels([r["name"][-18:] for r in rows], rotation=90, fontsize=6)
+    ax.set_ylabel("MACs / DRAM bytes (log)")
     ax.set_title(
-        f"{profile.get('model', '')}: compute vs DRAM traffic per layer ({profile.get('precision', '')})"
+        f"{profile.get('model', '')}: compute vs DRAM traffic per layer "
+        f"({profile.get('precision', '')}{shown})",
+        fontsize=9,
     )
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _png(fig)
 
 
@@ -117,16 +123,15 @@ def roofline(profile: dict) -> bytes | None:
             lw=1.2,
             label=f"roof: {peak / 1e9:.1f} GFLOP/s, {bw / 1e9:.1f} GB/s",
         )
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity (FLOPs / DRAM byte)")
     ax.set_ylabel(ylabel)
-    dev = profile.get("device") or "no device"
-    ax.set_title(
-        f"Roofline: {profile.get('model', '')} on {dev} (blue compute-, red memory-bound)",
-        fontsize=9,
-    )
+    dev = profile.get("device")
+    where = f" on {dev}" if dev else ""
+    how = " (blue compute-, red memory-bound)" if dev else " (no device profile: FLOPs only)"
+    ax.set_title(f"Roofline: {profile.get('model', '')}{where}{how}", fontsize=9)
     return _png(fig)
 
 
@@ -170,7 +175,11 @@ def sim_cycles(sim: dict, top: int = 60) -> bytes | None:
     rows = [r for r in sim.get("layers", []) if r.get("cycles")]
     if not rows:
         return None
-    rows = rows[:top]
+    n_all = len(rows)
+    if n_all > top:  # the layers that take longest, in execution order
+        keep = {id(r) for r in sorted(rows, key=lambda r: -r["cycles"])[:top]}
+        rows = [r for r in rows if id(r) in keep]
+    shown = f" (the {len(rows)} longest of {n_all} layers)" if len(rows) < n_all else ""
     fig, ax = plt.subplots(figsize=(9, 3.6))
     x = list(range(len(rows)))
     comp = [r.get("compute_cycles", r["cycles"] - r.get("stall_cycles", 0)) for r in rows]
@@ -191,10 +200,15 @@ def sim_cycles(sim: dict, top: int = 60) -> bytes | None:
     )
     ax2.set_ylim(0, 1.05)
     ax2.set_ylabel("utilisation")
-    ax.legend(fontsize=7, loc="upper left")
+    lines, labels = ax.get_legend_handles_labels()
+    lines2, labels2 = ax2.get_legend_handles_labels()
+    ax.legend(
+        lines + lines2, labels + labels2, fontsize=7, loc="upper left", bbox_to_anchor=(1.08, 1.0)
+    )
     acc = sim.get("accelerator", {})
     ax.set_title(
-        f"{sim.get('model', '')} on {acc.get('name', 'accelerator')}: cycles per layer", fontsize=9
+        f"{sim.get('model', '')} on {acc.get('name', 'accelerator')}: cycles per layer{shown}",
+        fontsize=9,
     )
     return _png(fig)
 
@@ -212,6 +226,13 @@ def energy_breakdown(
     ax.set_xlabel("energy (uJ)")
     ax.set_title(title, fontsize=9)
     return _png(fig)
+
+
+_AXIS_LABELS = {
+    "latency_s": "latency (s)",
+    "energy_j": "energy per inference (J)",
+    "area_mm2": "area (mm²)",
+}
 
 
 def pareto(points: list[dict], x: str = "latency_s", y: str = "energy_j") -> bytes | None:
@@ -239,11 +260,14 @@ def pareto(points: list[dict], x: str = "latency_s", y: str = "energy_j") -> byt
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
-    ax.legend(fontsize=8)
+    ax.set_xlabel(_AXIS_LABELS.get(x, x))
+    ax.set_ylabel(_AXIS_LABELS.get(y, y))
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title("design-space exploration", fontsize=9)
     return _png(fig)
+
+
+_CANDIDATES = {"ort": "ONNX Runtime", "torch": "PyTorch eager", "baseline": "baseline"}
 
 
 def bench_latency(benches: list[dict]) -> bytes | None:
@@ -251,7 +275,12 @@ def bench_latency(benches: list[dict]) -> bytes | None:
     bars: list[tuple[str, dict]] = []
     for b in benches:
         for cand, s in (b.get("latency") or {}).items():
-            bars.append((f"{b.get('model', '')}\n{cand}", s))
+            label = _CANDIDATES.get(cand, cand)
+            if cand == "baseline" and b.get("baseline_precision"):
+                label = f"baseline ({b['baseline_precision']})"
+            elif cand == "ort" and b.get("precision"):
+                label = f"{label} ({b['precision']})"
+            bars.append((f"{b.get('model', '')}\n{label}", s))
     if not bars:
         return None
     fig, ax = plt.subplots(figsize=(max(4, 1.1 * len(bars) + 1), 3.4))

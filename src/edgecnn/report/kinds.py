@@ -10,6 +10,7 @@ saying which files fit.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,6 +76,12 @@ def validate(obj: Any, where: str) -> dict:
             f"{where} is not an edgecnn results file ({what}); known kinds: "
             f"{', '.join(k.value for k in ResultKind)}; give JSON from {PRODUCERS}"
         )
+    bad = _non_finite(obj)
+    if bad:
+        raise EdgecnnError(
+            f"{where} holds a non-finite number at {bad}: a report never shows NaN or infinity; "
+            "regenerate the result (and report the bug if edgecnn wrote it)"
+        )
     missing = missing_keys(kind, obj)
     if missing:
         raise EdgecnnError(
@@ -96,12 +103,16 @@ def load_results(paths: list[str | os.PathLike[str]]) -> list[dict]:
                 f"results file '{p}' does not exist or is not a file: check the path"
             )
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+            data = json.loads(p.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
+        except ValueError as e:
+            if "non-finite" not in str(e):
+                raise _unreadable(p, e) from None
             raise EdgecnnError(
-                f"cannot read results file '{p}' as JSON ({type(e).__name__}): "
-                f"give JSON from {PRODUCERS}"
+                f"results file '{p}' holds {e}: a report never shows NaN or infinity; "
+                "regenerate the file with the edgecnn command that wrote it"
             ) from None
+        except (OSError, UnicodeDecodeError, RecursionError) as e:
+            raise _unreadable(p, e) from None
         items = data if isinstance(data, list) else [data]
         if not items:
             raise EdgecnnError(f"results file '{p}' holds an empty list: nothing to report")
@@ -111,3 +122,27 @@ def load_results(paths: list[str | os.PathLike[str]]) -> list[dict]:
             res.setdefault("_source", str(p))
             out.append(res)
     return out
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"a non-finite number ({name})")
+
+
+def _unreadable(p: Path, e: Exception) -> EdgecnnError:
+    return EdgecnnError(
+        f"cannot read results file '{p}' as JSON ({type(e).__name__}): give JSON from {PRODUCERS}"
+    )
+
+
+def _non_finite(obj: Any, path: str = "") -> str | None:
+    """The key path of the first NaN/infinity in ``obj``, or None."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return path or "top level"
+    items = (
+        obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    )
+    for k, v in items:
+        found = _non_finite(v, f"{path}.{k}" if path else str(k))
+        if found:
+            return found
+    return None

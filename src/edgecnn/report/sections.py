@@ -250,6 +250,7 @@ def render_simulate(group: list[dict]) -> str:
 
 
 def render_explore(group: list[dict]) -> str:
+    """The Pareto front as a table whose first columns are the design parameters."""
     obj = group[0]
     front = [dict(p, pareto=True) for p in obj.get("pareto_front", []) if isinstance(p, dict)]
     others = (
@@ -259,16 +260,20 @@ def render_explore(group: list[dict]) -> str:
     )
     pts = others + front if front else others
     front = front or [p for p in pts if p.get("pareto")] or pts
-    keys = [k for k in ("latency_s", "energy_j", "area_mm2") if any(k in p for p in front)]
-    first = front[0] if front else {}
-    extra = [
+    params: list[str] = []
+    for p in front:
+        params += [k for k in p.get("params") or {} if k not in params]
+    metrics = [
         k
-        for k in first
-        if k not in keys and k != "pareto" and not isinstance(first[k], (dict, list))
-    ][:6]
+        for k in ("latency_s", "energy_j", "area_mm2", "dram_bytes", "utilization", "pes")
+        if any(k in p for p in front)
+    ]
     front_table = table(
-        [*extra, *keys],
-        [[p.get(k) for k in (*extra, *keys)] for p in front],
+        [*params, *metrics],
+        [
+            [(p.get("params") or {}).get(k) for k in params] + [p.get(k) for k in metrics]
+            for p in front
+        ],
         sortable=True,
         scroll=True,
     )
@@ -319,7 +324,7 @@ def render_bench(group: list[dict]) -> str:
             )
         if b.get("peak_rss_bytes"):
             notes.append(
-                f"{b.get('model')}: session load {b.get('load_time_s', 0) * 1e3:.1f} ms, process peak RSS {b['peak_rss_bytes'] / 2**20:.0f} MiB"
+                f"{b.get('model')}: session load {b.get('load_time_s', 0) * 1e3:.1f} ms, process peak RSS {b['peak_rss_bytes'] / 1e6:.0f} MB"
             )
     cols = [
         "model",

@@ -166,10 +166,10 @@ def run_casestudy(graph: Graph, accel: AcceleratorConfig | None = None) -> CaseS
             0.75,
             dram_red,
             0.10,
-            f"Reuse can only remove feature-map traffic: of the {reuse.dram_bytes / 2**20:.0f} MB "
-            f"left, {weight_bytes / 2**20:.0f} MB are ResNet-50's weights (read every inference at "
+            f"Reuse can only remove feature-map traffic: of the {reuse.dram_bytes / 1e6:.0f} MB "
+            f"left, {weight_bytes / 1e6:.0f} MB are ResNet-50's weights (read every inference at "
             f"{accel.precision}), and {len(off_chip)} feature maps (up to "
-            f"{max(off_chip, default=0) / 2**20:.1f} MB) still cross DRAM because the live set "
+            f"{max(off_chip, default=0) / 1e6:.1f} MB) still cross DRAM because the live set "
             "(residual branches included) exceeds the half of the SRAM reserved for feature maps.",
         ),
     ]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +158,8 @@ def run_demo(
     cfg = config or DemoConfig()
     prog = progress or _noop
     work = Path(work_dir)
-    accel = load_accelerator(cfg.accelerator)  # a bad preset fails before training
+    accel = load_accelerator(cfg.accelerator)  # a bad preset or recipe fails before training
+    cfg = replace(cfg, recipe=_load_recipe(cfg.recipe))
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
 
@@ -195,6 +196,17 @@ def run_demo(
     )
 
 
+def _load_recipe(recipe: dict | str | None) -> Any:
+    """The parsed recipe (``DEMO_RECIPE`` when None); errors surface before any training."""
+    from edgecnn.compress.recipe import Recipe, load_recipe, parse_recipe
+
+    if isinstance(recipe, Recipe):
+        return recipe
+    if recipe is None or isinstance(recipe, dict):
+        return parse_recipe(recipe if recipe is not None else DEMO_RECIPE)
+    return load_recipe(recipe)
+
+
 def _train(cfg: DemoConfig, splits, work: Path, prog: Progress) -> nn.Module:
     """The built-in model trained on ``splits``, saved as ``work/model.pt``."""
     from edgecnn.models.checkpoint import save_checkpoint
@@ -228,7 +240,7 @@ def _compress(
     from edgecnn.compress.recipe import run_recipe
     from edgecnn.graph.from_onnx import graph_from_onnx
 
-    recipe = cfg.recipe if cfg.recipe is not None else DEMO_RECIPE
+    recipe = _load_recipe(cfg.recipe)
 
     def steps_progress(it):
         items = list(it)

@@ -64,7 +64,18 @@ class PredictedVsMeasured:
     environment: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"kind": ResultKind.PREDICTED_VS_MEASURED.value, **asdict(self)}
+        return {"kind": ResultKind.PREDICTED_VS_MEASURED.value, **_finite(asdict(self))}
+
+
+def _finite(obj):
+    """``obj`` with every NaN (an undefined statistic, e.g. Spearman of one model) as None."""
+    if isinstance(obj, float) and obj != obj:
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
