@@ -119,38 +119,47 @@ def _ort_runner(path: Path, threads: int, batch: int | None, input_shape: Sequen
     return sess, run, load_s, list(next(iter(feeds.values())).shape)
 
 
-def _check_onnx_memory(path: Path, batch: int | None, input_shape: Sequence[int] | None) -> None:
-    """Refuse a benchmark whose weights + peak activations (at the shape the run will feed:
-    ``input_shape`` or the declared one, dim 0 = ``batch``) exceed the available memory."""
+def _onnx_need(
+    path: Path, batch: int | None, input_shape: Sequence[int] | None
+) -> tuple[int, list[int]] | None:
+    """Weights + peak activations of an ONNX model at the shape the run will feed
+    (``input_shape`` or the declared one, dim 0 = ``batch``) and that shape; None when it
+    cannot be estimated (missing or corrupt file, symbolic dims: the run reports those)."""
     if not path.is_file():
-        return  # make_session says so
+        return None
     shape = list(input_shape) if input_shape is not None else None
     if shape is None:
         try:
             proto = _load_proto(path)
         except ModelLoadError:
-            return  # make_session reports a corrupt file
+            return None
         inits = {i.name for i in proto.graph.initializer}
         first = next((i for i in proto.graph.input if i.name not in inits), None)
         if first is None:
-            return
-        dims = [
+            return None
+        shape = [
             d.dim_value if d.HasField("dim_value") else 0 for d in first.type.tensor_type.shape.dim
         ]
-        if batch is not None and dims:
-            dims[0] = batch
-        elif dims and dims[0] <= 0:
-            dims[0] = 1
-        if any(d <= 0 for d in dims):
-            return  # symbolic dims: input_feeds asks for --input-shape
-        shape = dims
-    elif batch is not None and shape:
+        if shape and shape[0] <= 0:
+            shape[0] = 1
+    if batch is not None and shape:
         shape[0] = batch
+    if any(d <= 0 for d in shape):
+        return None
     need = onnx_memory_bytes(path, shape)
-    if need is not None:
+    return None if need is None else (need, shape)
+
+
+def _check_onnx_memory(
+    paths: list[Path], batch: int | None, input_shape: Sequence[int] | None
+) -> None:
+    """Refuse a benchmark whose models (loaded together) do not fit in the available memory."""
+    needs = [n for n in (_onnx_need(p, batch, input_shape) for p in paths) if n is not None]
+    if needs:
         require_memory(
-            need,
-            f"benchmarking {path.name} at input {'x'.join(map(str, shape))}",
+            sum(n for n, _ in needs),
+            f"benchmarking {' and '.join(p.name for p in paths)} at input "
+            f"{'x'.join(map(str, needs[0][1]))}",
             "use a smaller --batch or --input-shape",
         )
 
@@ -167,9 +176,7 @@ def bench_onnx(
 ) -> BenchResult:
     """Benchmark an ONNX file in ORT, interleaved with ``baseline`` (another ONNX file) if given."""
     p = Path(path)
-    _check_onnx_memory(p, batch, input_shape)
-    if baseline is not None:
-        _check_onnx_memory(Path(baseline), batch, input_shape)
+    _check_onnx_memory([p] + ([Path(baseline)] if baseline is not None else []), batch, input_shape)
     _, run, load_s, shape = _ort_runner(p, threads, batch, input_shape)
     precision = onnx_precision(_load_proto(p))
     rss_load = current_rss_bytes()
