@@ -210,3 +210,15 @@ def test_upper_case_onnx_suffix_is_an_onnx_file(fp32_and_int8, tmp_path, capsys)
     assert json.loads(out)["source"] == "onnx"
     code, out, err = run_cli(["profile", str(up), "--json"], capsys)
     assert code == 0 and json.loads(out)["totals"]["params"] > 0, err
+
+
+def test_bench_baseline_memory_adds_to_the_models(fp32_and_int8, monkeypatch, capsys):
+    """Both sessions are loaded at once: each fits alone, together they do not."""
+    import edgecnn.runtime.memory as memory
+    from edgecnn.graph.from_onnx import graph_from_onnx
+
+    fp32, int8 = fp32_and_int8
+    a, b = (memory.graph_memory_bytes(graph_from_onnx(p), copies=1) for p in (int8, fp32))
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: a + b - 1)
+    code, _, err = run_cli(["bench", str(int8), "--baseline", str(fp32), "--runs", "1"], capsys)
+    assert code == 2 and f"{a + b:,} bytes" in err and "fp32.onnx" in err
