@@ -52,6 +52,10 @@ def lines(path: Path) -> list[dict]:
 def test_space_validation():
     with pytest.raises(ConfigError, match="valid keys"):
         space_from_dict({"sweeep": {}})
+    with pytest.raises(ConfigError, match="no 'sweep' to explore"):
+        space_from_dict({"base": "seed-chip"})
+    with pytest.raises(ConfigError, match="no 'sweep' to explore"):
+        space_from_dict({})
     with pytest.raises(ConfigError, match="valid: array"):
         space_from_dict({"sweep": {"rows": [1]}})
     with pytest.raises(ConfigError, match="ROWSxCOLS"):
