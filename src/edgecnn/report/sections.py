@@ -138,6 +138,13 @@ def _step_details(step: dict) -> str:
     det = step.get("details") or {}
     name = step.get("step")
     out = ""
+    if isinstance(det.get("gain_points"), (int, float)):
+        out += note(
+            f"{name}: BatchNorm statistics of {det.get('bn_layers')} layers re-estimated on "
+            f"{det.get('samples')} training images: test accuracy "
+            f"{100 * det.get('accuracy_before', 0):.2f}% -> {100 * det.get('accuracy_after', 0):.2f}% "
+            f"({det['gain_points']:+.2f} points)"
+        )
     sqnr = [r for r in det.get("sqnr") or [] if isinstance(r, dict)]
     curves = {
         label: [(r["depth"], r[key]) for r in sqnr if isinstance(r.get(key), (int, float))]
