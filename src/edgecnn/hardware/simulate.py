@@ -293,9 +293,7 @@ def simulate(
             continue
         if tiled:
             first = any(n in workload.graph_inputs for n, _ in item.inputs)
-            place = _Placement(
-                in_res, out_res, residency.held_bytes[i], first, item.name in cached
-            )
+            place = _Placement(in_res, out_res, residency.held_bytes[i], first, item.name in cached)
             results.append(_tiled_layer(item, ctx, place))
         else:
             results.append(_scalesim_layer(item, accel, precision, wb))
@@ -518,9 +516,7 @@ def _weight_bytes(elems: int, item: ArrayWork, ctx: _Context) -> int:
         return _fmap_bytes(elems, ctx, True)
     if accel.weight_bits:
         density = _weight_density(item, ctx.opts)
-        return compressed_weight_bytes(
-            elems, density, accel.weight_bits, accel.weight_index_bits
-        )
+        return compressed_weight_bytes(elems, density, accel.weight_bits, accel.weight_index_bits)
     return elems * ctx.wb
 
 
