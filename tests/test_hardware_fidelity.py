@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from tests.cli_helpers import run_cli
 
 from edgecnn.errors import ConfigError
 from edgecnn.hardware.config import (
@@ -18,7 +19,6 @@ from edgecnn.hardware.config import (
 from edgecnn.hardware.mapping import Gemm, fold_map, map_gemm, rs_mapping
 from edgecnn.hardware.simulate import SimOptions, simulate
 from edgecnn.hardware.tiling import ConvShape
-from tests.cli_helpers import run_cli
 
 
 def dw(channels=64, size=56, k=3, stride=1):

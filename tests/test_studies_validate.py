@@ -6,10 +6,10 @@ import json
 import math
 
 import pytest
+from tests.cli_helpers import run_cli
 
 from edgecnn.schema import REQUIRED_KEYS, ResultKind
 from edgecnn.studies.validate import load_references, run_validate, summarise
-from tests.cli_helpers import run_cli
 
 
 def test_every_reference_is_sourced_and_calibration_named():

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import math
 import statistics
-import tomllib
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from typing import Any
+
+import tomllib
 
 from edgecnn.errors import ConfigError
 from edgecnn.schema import ResultKind
