@@ -39,7 +39,7 @@ def test_presets_match_their_descriptions():
         ({"dram_bw_bytes_per_cycle": -1.0}, "dram_bw_bytes_per_cycle"),
         ({"dram_bw_bytes_per_cycle": math.nan}, "dram_bw_bytes_per_cycle"),
         ({"clock_hz": 0}, "clock_hz"),
-        ({"dataflow": "rs"}, "dataflow"),
+        ({"dataflow": "nlr"}, "dataflow"),
         ({"winograd": "F6"}, "winograd"),
         ({"precision": "int4"}, "int4"),
         ({"ifmap_sram_bytes": -5}, "ifmap_sram_bytes"),
