@@ -54,7 +54,8 @@ def check_limits(graph, accel: AcceleratorConfig, opts: SimOptions) -> None:
         w_b = math.ceil(fp.weight_elems * scale) * wb
         out_b = 0 if layer.output_on_chip else fp.output_elems * pb
         if accel.shared_sram_bytes:
-            assert in_b + w_b + out_b <= accel.shared_sram_bytes // db, layer.name
+            rf = accel.pes * accel.pe_weight_rf_bytes // db  # weights held in the PEs
+            assert in_b + max(0, w_b - rf) + out_b <= accel.shared_sram_bytes // db, layer.name
         else:
             assert in_b <= accel.ifmap_sram_bytes // db
             assert w_b <= accel.filter_sram_bytes // db

@@ -180,6 +180,10 @@ class AcceleratorConfig:
     weight_index_bits: int = 4
     """Relative-index bits stored with every nonzero weight (Deep Compression: 4 for conv,
     5 for FC layers; we use one figure)."""
+    pe_weight_rf_bytes: int = 0
+    """Weight register file per PE, bytes (Eyeriss: a 224 x 16-bit filter scratch pad per PE,
+    JSSC 2017). With a shared SRAM, ``pes x this`` (halved when double buffering) holds
+    weight tiles beside the SRAM, as row stationary keeps filter rows in the PEs."""
     param_cache: bool = False
     """Parameters stay on chip across inferences (Edge TPU: "the on-chip SRAM caches the
     model's parameters", Coral docs): the layers' weights, in execution order, fill the SRAM
@@ -244,6 +248,9 @@ class AcceleratorConfig:
         z = self.fmap_zero_fraction
         if not isinstance(z, (int, float)) or isinstance(z, bool) or not 0 <= z < 1:
             raise ConfigError(f"fmap_zero_fraction = {z!r} is invalid: give a fraction in [0, 1)")
+        rf = self.pe_weight_rf_bytes
+        if not isinstance(rf, int) or isinstance(rf, bool) or rf < 0:
+            raise ConfigError(f"pe_weight_rf_bytes = {rf!r} is invalid: give bytes >= 0")
         for name, hi in (("weight_bits", 32), ("weight_index_bits", 16)):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= hi:

@@ -466,7 +466,8 @@ def _tile_budget(ctx: _Context, live_bytes: int) -> Budget:
     (feature-map halves given to residency when reuse is on), halved for double buffering."""
     accel, db = ctx.accel, ctx.db
     if accel.shared_sram_bytes:
-        return Budget(0, 0, 0, shared=max(0, accel.shared_sram_bytes - live_bytes) // db)
+        rf = accel.pes * accel.pe_weight_rf_bytes // db  # weight tiles in the PE registers
+        return Budget(0, rf, 0, shared=max(0, accel.shared_sram_bytes - live_bytes) // db)
     shrink = FMAP_FRACTION if ctx.opts.fmap_reuse else 1.0
     return Budget(
         int(accel.ifmap_sram_bytes * shrink) // db,

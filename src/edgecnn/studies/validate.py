@@ -4,8 +4,8 @@ The references live in ``references.toml`` beside this module (what is measured,
 value, model, batch, precision, target, source). For each one we predict the figure:
 
 * accelerator targets (a preset name): :func:`edgecnn.hardware.simulate.simulate` with the
-  preset, the reference's input shape (batch first) and precision; ``scope = "conv"`` sums the
-  conv layers only (as Eyeriss's paper reports);
+  preset, the reference's input shape (batch first), precision and tiling objective (default
+  latency); ``scope = "conv"`` sums the conv layers only (as Eyeriss's paper reports);
 * CPU targets (a device catalog name): the :func:`edgecnn.analysis.profile.profile` roofline
   latency on that device.
 
@@ -54,6 +54,8 @@ class Reference:
     scope: str
     source: str
     calibration: bool = False
+    objective: str = "latency"
+    """The tiling search's objective for ``simulate`` (Eyeriss maps for energy)."""
 
     @property
     def batch(self) -> int:
@@ -122,6 +124,7 @@ def load_references(text: str | None = None) -> tuple[list[Reference], dict[str,
                 scope=r["scope"],
                 source=r["source"],
                 calibration=bool(r.get("calibration", False)),
+                objective=str(r.get("objective", "latency")),
             )
         )
     return refs, dict(raw.get("calibration", {}))
@@ -201,7 +204,7 @@ def _is_accelerator(target: str) -> bool:
 def _simulate_metric(ref: Reference, graph, accel) -> float:
     from edgecnn.hardware.simulate import SimOptions, simulate
 
-    res = simulate(graph, accel, SimOptions(precision=ref.precision))
+    res = simulate(graph, accel, SimOptions(precision=ref.precision, objective=ref.objective))
     layers = [r for r in res.layers if ref.scope == "network" or r.op == "conv"]
     cycles = sum(r.cycles for r in layers)
     seconds = cycles / accel.clock_hz
