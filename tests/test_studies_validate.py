@@ -63,3 +63,15 @@ def test_unknown_reference_is_one_line_exit_2(capsys):
     code, out, err = run_cli(["validate", "--only", "nope"], capsys)
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert "unknown reference nope" in err
+
+
+def test_validate_result_renders_in_the_report(tmp_path):
+    from edgecnn.report.html import write_report
+    from edgecnn.report.kinds import validate
+
+    res = run_validate(only=["coral-usb-squeezenet"]).to_dict()
+    out = tmp_path / "r.html"
+    write_report([validate(json.loads(json.dumps(res)), "validate.json")], out)
+    text = out.read_text()
+    assert "Predictions vs published hardware figures" in text
+    assert "coral-usb-squeezenet" in text and "invoke_overhead_ms" in text
