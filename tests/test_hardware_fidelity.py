@@ -171,3 +171,24 @@ def test_bad_new_fields_are_refused():
                 {"weight_bits": -1}, {"weight_index_bits": 99}):  # fmt: skip
         with pytest.raises(ConfigError):
             AcceleratorConfig(**bad)
+
+
+def test_partial_sum_word_and_pe_weight_registers():
+    eyeriss = load_preset("eyeriss")
+    assert eyeriss.partial_sum_bytes("fp16") == 2 and eyeriss.pe_weight_rf_bytes == 448
+    assert AcceleratorConfig().partial_sum_bytes("int8") == 4  # int32 accumulation
+    assert AcceleratorConfig(psum_bytes=1).partial_sum_bytes("int8") == 1
+    with pytest.raises(ConfigError, match="psum_bytes"):
+        AcceleratorConfig(psum_bytes=3)
+    shape = ConvShape(4, 256, 384, 13, 13, 3, 3, 1, 1, 1, 1, 1, 1)
+    from edgecnn.graph.ir import Graph, Layer, OpKind, TensorInfo
+
+    x, y = TensorInfo("x", (4, 256, 13, 13)), TensorInfo("y", (4, 384, 13, 13))
+    conv = Layer("c", OpKind.CONV, [x], [y], params={"weight": (384, 256, 3, 3)},
+                 attrs={"kernel": (3, 3), "stride": (1, 1), "padding": (1, 1, 1, 1),
+                        "dilation": (1, 1), "groups": 1})  # fmt: skip
+    g = Graph("g", [conv], [x], [y])
+    with_rf = simulate(g, eyeriss, SimOptions(objective="dram")).layers[0]
+    without = simulate(g, eyeriss.replace(pe_weight_rf_bytes=0), SimOptions(objective="dram"))
+    assert with_rf.dram_bytes <= without.layers[0].dram_bytes
+    assert with_rf.macs == shape.macs

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgecnn.hardware.config import PRESETS, PSUM_BYTES, AcceleratorConfig, load_preset
+from edgecnn.hardware.config import PRESETS, AcceleratorConfig, load_preset
 from edgecnn.hardware.simulate import SimOptions, simulate
 from edgecnn.hardware.tiling import Tiles, one_touch_elems, tile_footprint
 from edgecnn.hardware.workload import ArrayWork, build_workload
@@ -31,7 +31,8 @@ def check_limits(graph, accel: AcceleratorConfig, opts: SimOptions) -> None:
     assert len(result.layers) == len(workload.items)
     precision = result.precision
     wb = accel.word_bytes(precision)
-    pb = max(PSUM_BYTES[precision], wb)
+    pb = accel.partial_sum_bytes(precision)
+    assert pb >= max(wb, accel.psum_bytes)
     db = 2 if accel.double_buffering else 1
     for layer, item in zip(result.layers, workload.items, strict=True):
         assert 0 <= layer.utilization <= 1, layer.name
@@ -54,7 +55,7 @@ def check_limits(graph, accel: AcceleratorConfig, opts: SimOptions) -> None:
         w_b = math.ceil(fp.weight_elems * scale) * wb
         out_b = 0 if layer.output_on_chip else fp.output_elems * pb
         if accel.shared_sram_bytes:
-            rf = accel.pes * accel.pe_weight_rf_bytes // db  # weights held in the PEs
+            rf = accel.pes * accel.pe_weight_rf_bytes  # weights held in the PEs' pads
             assert in_b + max(0, w_b - rf) + out_b <= accel.shared_sram_bytes // db, layer.name
         else:
             assert in_b <= accel.ifmap_sram_bytes // db

@@ -182,8 +182,11 @@ class AcceleratorConfig:
     5 for FC layers; we use one figure)."""
     pe_weight_rf_bytes: int = 0
     """Weight register file per PE, bytes (Eyeriss: a 224 x 16-bit filter scratch pad per PE,
-    JSSC 2017). With a shared SRAM, ``pes x this`` (halved when double buffering) holds
-    weight tiles beside the SRAM, as row stationary keeps filter rows in the PEs."""
+    JSSC 2017). With a shared SRAM, ``pes x this`` holds weight tiles beside the SRAM, as row
+    stationary keeps filter rows in the PEs (one pad per PE: not double-buffered)."""
+    psum_bytes: int = 0
+    """Partial-sum word in bytes; 0 = :data:`PSUM_BYTES` of the precision (int32/fp32
+    accumulation). Eyeriss accumulates in 16 bits (24 x 16-bit psum pads): 2."""
     param_cache: bool = False
     """Parameters stay on chip across inferences (Edge TPU: "the on-chip SRAM caches the
     model's parameters", Coral docs): the layers' weights, in execution order, fill the SRAM
@@ -248,6 +251,8 @@ class AcceleratorConfig:
         z = self.fmap_zero_fraction
         if not isinstance(z, (int, float)) or isinstance(z, bool) or not 0 <= z < 1:
             raise ConfigError(f"fmap_zero_fraction = {z!r} is invalid: give a fraction in [0, 1)")
+        if self.psum_bytes not in (0, 1, 2, 4, 8):
+            raise ConfigError(f"psum_bytes = {self.psum_bytes!r} is invalid: give 0, 1, 2, 4 or 8")
         rf = self.pe_weight_rf_bytes
         if not isinstance(rf, int) or isinstance(rf, bool) or rf < 0:
             raise ConfigError(f"pe_weight_rf_bytes = {rf!r} is invalid: give bytes >= 0")
@@ -284,6 +289,11 @@ class AcceleratorConfig:
         if self.shared_sram_bytes:
             return self.shared_sram_bytes
         return self.ifmap_sram_bytes + self.filter_sram_bytes + self.ofmap_sram_bytes
+
+    def partial_sum_bytes(self, precision: str | None = None) -> int:
+        """Partial-sum word in bytes: ``psum_bytes``, else the precision's, never below a word."""
+        p = self.check_precision(precision)
+        return max(self.psum_bytes or PSUM_BYTES[p], WORD_BYTES[p])
 
     def word_bytes(self, precision: str | None = None) -> int:
         return WORD_BYTES[self.check_precision(precision)]

@@ -42,7 +42,6 @@ from edgecnn.analysis.residency import Residency, Step, allocate_resident
 from edgecnn.errors import ConfigError
 from edgecnn.graph.ir import Graph
 from edgecnn.hardware.config import (
-    PSUM_BYTES,
     AcceleratorConfig,
     compressed_weight_bytes,
     rlc_bytes,
@@ -270,7 +269,7 @@ def simulate(
             "weight_bits for compressed weights) in its config, or drop --sparsity"
         )
     wb = accel.word_bytes(precision)
-    pb = max(PSUM_BYTES[precision], wb)
+    pb = accel.partial_sum_bytes(precision)
     workload = model if isinstance(model, Workload) else build_workload(model, fuse=opts.fuse)
     tiled = opts.model_cycles == "tiled"
     db = 2 if accel.double_buffering else 1
@@ -466,7 +465,7 @@ def _tile_budget(ctx: _Context, live_bytes: int) -> Budget:
     (feature-map halves given to residency when reuse is on), halved for double buffering."""
     accel, db = ctx.accel, ctx.db
     if accel.shared_sram_bytes:
-        rf = accel.pes * accel.pe_weight_rf_bytes // db  # weight tiles in the PE registers
+        rf = accel.pes * accel.pe_weight_rf_bytes  # weight tiles in the PE registers
         return Budget(0, rf, 0, shared=max(0, accel.shared_sram_bytes - live_bytes) // db)
     shrink = FMAP_FRACTION if ctx.opts.fmap_reuse else 1.0
     return Budget(
