@@ -190,8 +190,8 @@ class AcceleratorConfig:
     param_cache: bool = False
     """Parameters stay on chip across inferences (Edge TPU: "the on-chip SRAM caches the
     model's parameters", Coral docs): the layers' weights, in execution order, fill the SRAM
-    not reserved for resident feature maps; cached weights cross DRAM once per model load,
-    not per inference; the rest stream every inference."""
+    left after the activation working set (largest layer input + output); cached weights
+    cross DRAM once per model load, not per inference; the rest stream every inference."""
     energy: EnergyTable = field(default_factory=EnergyTable)
 
     def __post_init__(self) -> None:

@@ -186,16 +186,21 @@ class SimResult:
         }
 
 
-def _cached_params(
-    workload: Workload, accel: AcceleratorConfig, fmap_pool: int, reuse: bool, wb: int
-) -> frozenset[str]:
-    """Array layers whose weights stay on chip (``param_cache``): greedy in execution order
-    into the on-chip SRAM, as the Edge TPU compiler places the first parameters that fit and
-    streams the rest (Coral: the on-chip SRAM caches parameters). Simplification: the cache
-    and the feature-map share / tile buffers are not subtracted from each other."""
+def _cached_params(workload: Workload, accel: AcceleratorConfig, wb: int) -> frozenset[str]:
+    """Array layers whose weights stay on chip (``param_cache``).
+
+    Greedy in execution order, as the Edge TPU compiler places the first parameters that fit
+    and streams the rest (Coral: the on-chip SRAM caches parameters), into the SRAM left after
+    the activation working set: the largest input + output of any one layer (a lower bound of
+    peak liveness; a device with no DRAM of its own must hold its activations on chip). The
+    cache and the tile buffers are not subtracted from each other (a simplification)."""
     if not accel.param_cache:
         return frozenset()
-    room = accel.sram_bytes
+    working = max(
+        (sum(n for _, n in it.inputs) + sum(n for _, n in it.outputs) for it in workload.items),
+        default=0,
+    )
+    room = accel.sram_bytes - working * wb
     names = []
     for item in workload.items:
         if not isinstance(item, ArrayWork) or item.weight_is_activation:
@@ -282,7 +287,7 @@ def simulate(
     use_wino = tiled and opts.winograd and accel.winograd.m > 0
     ctx = _Context(accel, opts, precision, wb, pb, use_wino)
 
-    cached = _cached_params(workload, accel, fmap_pool, reuse, wb) if tiled else frozenset()
+    cached = _cached_params(workload, accel, wb) if tiled else frozenset()
     results: list[LayerResult] = []
     for i, item in enumerate(workload.items):
         in_res = all(n in resident for n, _ in item.inputs) and bool(item.inputs)
