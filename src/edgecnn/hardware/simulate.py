@@ -23,6 +23,15 @@ re-transforms after a weight refetch are not counted), so the on-chip weight til
 ``(m+2)^2 / 9`` larger but DRAM weight traffic is unchanged; zero-skipping scales array time and
 MACs by the layer's weight density.
 
+DRAM compression and caching (tiled model): ``fmap_rlc`` run-length-codes every feature map
+but the network input (:func:`~edgecnn.hardware.config.rlc_bytes`), ``weight_bits`` sizes
+weights as Deep Compression stores them (nonzeros x (bits + index bits)), ``param_cache`` keeps
+the first parameters that fit on chip across inferences (no per-inference DRAM reads); the
+searched stall is scaled by the bytes that actually cross. ``--sparsity`` needs zero-skipping
+or compressed weights (refused otherwise: it would change nothing). Row stationary
+(``Dataflow.RS``) takes its cycles from :func:`edgecnn.hardware.mapping.rs_cycles`; grouped
+convs pack side by side on systolic arrays (:mod:`edgecnn.hardware.mapping`).
+
 Stalls use :attr:`AcceleratorConfig.stall_bw_bytes_per_cycle` (infinite, so none, for a
 SCALE-Sim ``InterfaceBandwidth: CALC`` config). Transposed convs run on the array by sub-pixel
 decomposition and batched matmuls as grouped GEMMs (:mod:`edgecnn.hardware.workload`).
@@ -77,7 +86,8 @@ class SimOptions:
     """Use the accelerator's Winograd unit (if it has one) where it lowers compute cycles."""
     fmap_reuse: bool = True
     sparsity: float | None = None
-    """Weight sparsity for every layer (overrides a layer's ``weight_sparsity`` attribute)."""
+    """Weight sparsity for every layer (overrides a layer's ``weight_sparsity`` attribute);
+    :func:`simulate` refuses it on an accelerator without zero-skipping or compressed weights."""
 
     def __post_init__(self) -> None:
         if self.model_cycles not in MODEL_CYCLES:
@@ -467,7 +477,9 @@ def _array_compute(item: ArrayWork, ctx: _Context) -> _Compute:
 
 def _tile_budget(ctx: _Context, live_bytes: int) -> Budget:
     """Tile buffers: a shared SRAM minus the resident feature maps, or the separate buffers
-    (feature-map halves given to residency when reuse is on), halved for double buffering."""
+    (feature-map halves given to residency when reuse is on), halved for double buffering.
+    With a shared SRAM, the PEs' weight registers (``pes x pe_weight_rf_bytes``, one pad per
+    PE, not halved) hold weight tiles too."""
     accel, db = ctx.accel, ctx.db
     if accel.shared_sram_bytes:
         rf = accel.pes * accel.pe_weight_rf_bytes  # weight tiles in the PE registers
