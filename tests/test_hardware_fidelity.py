@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.cli_helpers import run_cli
 
 from edgecnn.errors import ConfigError
@@ -196,3 +198,30 @@ def test_partial_sum_word_and_pe_weight_registers():
     without = simulate(g, eyeriss.replace(pe_weight_rf_bytes=0), SimOptions(objective="dram"))
     assert with_rf.dram_bytes <= without.layers[0].dram_bytes
     assert with_rf.macs == shape.macs
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 3),  # batch
+    st.integers(1, 6),  # groups
+    st.integers(1, 8),  # channels per group in
+    st.integers(1, 8),  # channels per group out
+    st.integers(1, 40),  # size
+    st.integers(1, 13),  # kernel
+    st.integers(1, 4),  # stride
+    st.integers(1, 16),
+    st.integers(1, 16),
+    st.sampled_from(list(Dataflow)),
+)
+def test_mappings_never_beat_the_pe_count(b, g, n, m, size, k, s, rows, cols, dataflow):
+    """Packing and row stationary: cycles >= MACs / PEs, utilisation <= 1."""
+    if k > size:
+        return
+    shape = ConvShape(b, g * n, g * m, size, size, k, k, s, s, groups=g)
+    accel = AcceleratorConfig(rows=rows, cols=cols, dataflow=dataflow)
+    mp = map_gemm(Gemm.of(shape), accel, shape=shape)
+    assert mp.compute_cycles * rows * cols >= shape.macs
+    fm = mp.fold_map
+    assert fm.pack * fm.sr <= max(rows, fm.sr) and fm.pack * fm.sc <= max(cols, fm.sc)
+    rs = rs_mapping(shape, rows, cols)
+    assert rs.seg_rows <= rows and rs.seg_cols <= cols and rs.segments_per_pass >= 1
