@@ -96,7 +96,7 @@ COMMANDS: list[tuple[list[str], bool, dict[str, list[str]]]] = [
             "--model-cycles": ["fast"],
             "--precision": ["int3"],
             "--objective": ["speed"],
-            "--sparsity": BAD_NUMBERS + ["1.5"],
+            "--sparsity": ["nan", "-1", "inf", "1e400", "x", "1.5"],
             "--csv": ["folder", "nodir/x.csv"],
         },
     ),

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,7 +28,9 @@ def ckpt(tmp_path_factory):
 
 
 def test_shipped_recipes_parse():
-    for name in ("int8", "full", "mixed", "qat", "fp16"):
+    shipped = sorted(p.stem for p in Path("recipes").glob("*.yaml"))
+    assert {"int8", "full", "mixed", "qat", "fp16", "prune-adabn"} <= set(shipped)
+    for name in shipped:
         r = load_recipe(f"recipes/{name}.yaml")
         assert r.steps and all(type(s) is STEPS[s.name].config for s in r.steps)
     full = [s.name for s in load_recipe("recipes/full.yaml").steps]

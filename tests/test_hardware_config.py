@@ -39,7 +39,7 @@ def test_presets_match_their_descriptions():
         ({"dram_bw_bytes_per_cycle": -1.0}, "dram_bw_bytes_per_cycle"),
         ({"dram_bw_bytes_per_cycle": math.nan}, "dram_bw_bytes_per_cycle"),
         ({"clock_hz": 0}, "clock_hz"),
-        ({"dataflow": "rs"}, "dataflow"),
+        ({"dataflow": "nlr"}, "dataflow"),
         ({"winograd": "F6"}, "winograd"),
         ({"precision": "int4"}, "int4"),
         ({"ifmap_sram_bytes": -5}, "ifmap_sram_bytes"),
@@ -169,10 +169,10 @@ def test_edge_tpu_link_and_sram_come_from_the_device_catalog():
     from edgecnn.analysis.devices import get_device
 
     coral = get_device("coral-edgetpu")
-    assert coral.dram_bytes_per_s == 0.625e9  # USB 3.0, 5 Gb/s
+    assert coral.dram_bytes_per_s == 0.5e9  # USB 3.0, 5 Gb/s, 8b/10b coded
     tpu = load_preset("edge-tpu")
     assert tpu.dram_bw_bytes_per_cycle == pytest.approx(coral.dram_bytes_per_s / tpu.clock_hz)
-    assert tpu.dram_bw_bytes_per_cycle == pytest.approx(1.302, abs=1e-3)
+    assert tpu.dram_bw_bytes_per_cycle == pytest.approx(1.042, abs=1e-3)
     assert tpu.shared_sram_bytes == coral.onchip_bytes == 8 * 2**20
 
 
@@ -180,7 +180,7 @@ def test_device_key_rejects_a_second_bandwidth_and_unknown_devices(tmp_path):
     from edgecnn.hardware.config import accelerator_from_dict
 
     base = {"rows": 4, "cols": 4, "clock_hz": 1e9, "device": "coral-edgetpu"}
-    assert accelerator_from_dict(base).dram_bw_bytes_per_cycle == pytest.approx(0.625)
+    assert accelerator_from_dict(base).dram_bw_bytes_per_cycle == pytest.approx(0.5)
     with pytest.raises(ConfigError, match="not both"):
         accelerator_from_dict({**base, "dram_bw_bytes_per_cycle": 8})
     with pytest.raises(ConfigError, match="not in the device catalog"):

@@ -29,20 +29,21 @@ SPACE = {
 }
 
 
-def small_workload():
+def small_workload(out_channels: int = 32):
+    k = out_channels
     x = TensorInfo("x", (1, 16, 28, 28))
-    y = TensorInfo("y", (1, 32, 28, 28))
-    z = TensorInfo("z", (1, 32, 14, 14))
+    y = TensorInfo("y", (1, k, 28, 28))
+    z = TensorInfo("z", (1, k, 14, 14))
     conv = Layer(
         "conv",
         OpKind.CONV,
         [x],
         [y],
-        params={"weight": (32, 16, 3, 3)},
+        params={"weight": (k, 16, 3, 3)},
         attrs={"kernel": (3, 3), "stride": (1, 1), "padding": (1, 1, 1, 1), "groups": 1},
     )
     pool = Layer("pool", OpKind.MAXPOOL, [y], [z], attrs={"kernel": (2, 2), "stride": (2, 2)})
-    return build_workload(Graph("small", [conv, pool], [x], [z]))
+    return build_workload(Graph(f"small-{k}", [conv, pool], [x], [z]))
 
 
 def lines(path: Path) -> list[dict]:
@@ -52,6 +53,10 @@ def lines(path: Path) -> list[dict]:
 def test_space_validation():
     with pytest.raises(ConfigError, match="valid keys"):
         space_from_dict({"sweeep": {}})
+    with pytest.raises(ConfigError, match="no 'sweep' to explore"):
+        space_from_dict({"base": "seed-chip"})
+    with pytest.raises(ConfigError, match="no 'sweep' to explore"):
+        space_from_dict({})
     with pytest.raises(ConfigError, match="valid: array"):
         space_from_dict({"sweep": {"rows": [1]}})
     with pytest.raises(ConfigError, match="ROWSxCOLS"):
@@ -117,36 +122,22 @@ def test_local_sweep_appends_and_resumes(tmp_path):
     assert explore(wl, full, out).computed == 0
 
 
-def _bigger_workload():
-    x = TensorInfo("x", (1, 16, 28, 28))
-    y = TensorInfo("y", (1, 64, 28, 28))
-    conv = Layer(
-        "conv",
-        OpKind.CONV,
-        [x],
-        [y],
-        params={"weight": (64, 16, 3, 3)},
-        attrs={"kernel": (3, 3), "stride": (1, 1), "padding": (1, 1, 1, 1), "groups": 1},
-    )
-    return build_workload(Graph("bigger", [conv], [x], [y]))
-
-
 def test_results_of_another_sweep_are_never_resumed(tmp_path):
     """Same swept values, but another model, base accelerator or objective: all recomputed."""
     out = tmp_path / "r.jsonl"
     space = space_from_dict(SPACE)
     first = explore(small_workload(), space, out, workers=1)
     assert first.computed == 8
-    other_model = explore(_bigger_workload(), space, out, workers=1)
+    other_model = explore(small_workload(out_channels=64), space, out, workers=1)
     assert (other_model.computed, other_model.skipped) == (8, 0)
     other_base = space_from_dict({**SPACE, "base": "seed-chip"})
     assert explore(small_workload(), other_base, out, workers=1).computed == 8
     other_objective = space_from_dict({**SPACE, "objective": "energy"})
     assert explore(small_workload(), other_objective, out, workers=1).computed == 8
     # each result is the one of its own sweep
-    again = explore(_bigger_workload(), space, out, workers=1)
+    again = explore(small_workload(out_channels=64), space, out, workers=1)
     assert again.computed == 0
-    assert {r["model"] for r in again.points} == {"bigger"}
+    assert {r["model"] for r in again.points} == {"small-64"}
     assert [r["latency_s"] for r in again.points] == [r["latency_s"] for r in other_model.points]
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgecnn.hardware.config import PRESETS, PSUM_BYTES, AcceleratorConfig, load_preset
+from edgecnn.hardware.config import PRESETS, AcceleratorConfig, load_preset
 from edgecnn.hardware.simulate import SimOptions, simulate
 from edgecnn.hardware.tiling import Tiles, one_touch_elems, tile_footprint
 from edgecnn.hardware.workload import ArrayWork, build_workload
@@ -31,7 +31,8 @@ def check_limits(graph, accel: AcceleratorConfig, opts: SimOptions) -> None:
     assert len(result.layers) == len(workload.items)
     precision = result.precision
     wb = accel.word_bytes(precision)
-    pb = max(PSUM_BYTES[precision], wb)
+    pb = accel.partial_sum_bytes(precision)
+    assert pb >= max(wb, accel.psum_bytes)
     db = 2 if accel.double_buffering else 1
     for layer, item in zip(result.layers, workload.items, strict=True):
         assert 0 <= layer.utilization <= 1, layer.name
@@ -42,7 +43,8 @@ def check_limits(graph, accel: AcceleratorConfig, opts: SimOptions) -> None:
         assert layer.energy_j > 0
         if not isinstance(item, ArrayWork):
             continue
-        if not (layer.input_on_chip or layer.output_on_chip or layer.winograd):
+        packed = accel.compresses_dram or accel.param_cache  # fewer bytes than raw one-touch
+        if not (layer.input_on_chip or layer.output_on_chip or layer.winograd or packed):
             assert layer.dram_bytes >= one_touch_elems(item.shape) * wb, layer.name
         if opts.model_cycles != "tiled":
             continue
@@ -53,7 +55,8 @@ def check_limits(graph, accel: AcceleratorConfig, opts: SimOptions) -> None:
         w_b = math.ceil(fp.weight_elems * scale) * wb
         out_b = 0 if layer.output_on_chip else fp.output_elems * pb
         if accel.shared_sram_bytes:
-            assert in_b + w_b + out_b <= accel.shared_sram_bytes // db, layer.name
+            rf = accel.pes * accel.pe_weight_rf_bytes  # weights held in the PEs' pads
+            assert in_b + max(0, w_b - rf) + out_b <= accel.shared_sram_bytes // db, layer.name
         else:
             assert in_b <= accel.ifmap_sram_bytes // db
             assert w_b <= accel.filter_sram_bytes // db
@@ -85,7 +88,10 @@ accelerators = st.builds(
     rows=st.integers(1, 64),
     cols=st.integers(1, 64),
     flat=st.booleans(),
-    dataflow=st.sampled_from(["os", "ws", "is"]),
+    dataflow=st.sampled_from(["os", "ws", "is", "rs"]),
+    fmap_rlc=st.booleans(),
+    param_cache=st.booleans(),
+    pe_weight_rf_bytes=st.sampled_from([0, 448]),
     precision=st.just("int8"),
     ifmap_sram_bytes=st.integers(16 * 1024, 1 << 20),
     filter_sram_bytes=st.integers(16 * 1024, 1 << 20),
@@ -106,6 +112,7 @@ accelerators = st.builds(
     st.sampled_from([None, 0.5]),
 )
 def test_random_accelerators_within_limits(accel, model, objective, sparsity):
+    sparsity = sparsity if accel.zero_skipping else None  # refused without zero-skipping
     check_limits(zoo_graph(model), accel, SimOptions(objective=objective, sparsity=sparsity))
 
 

@@ -33,6 +33,7 @@ class ResultKind(str, Enum):
     PREDICTED_VS_MEASURED = "predicted_vs_measured"
     EXPORT = "export"
     ENVIRONMENT = "environment"
+    VALIDATE = "validate"
 
 
 #: Top-level keys each kind must carry (besides ``kind``).
@@ -50,6 +51,7 @@ REQUIRED_KEYS: dict[ResultKind, tuple[str, ...]] = {
     ResultKind.PREDICTED_VS_MEASURED: ("rows", "spearman", "median_ratio"),
     ResultKind.EXPORT: ("model", "path", "size_bytes"),
     ResultKind.ENVIRONMENT: ("python",),
+    ResultKind.VALIDATE: ("rows", "summary", "fitted"),
 }
 
 #: Keys of one compression step (``compress.steps[i]``); ``details`` holds the step's own

@@ -21,6 +21,7 @@ from edgecnn.cli import (  # noqa: F401  (imported for their command registratio
     kernels_cmds,
     report_cmds,
     runtime_cmds,
+    validate_cmds,
 )
 from edgecnn.cli.app import app
 from edgecnn.errors import EdgecnnError

@@ -83,6 +83,18 @@ class PruneDetails(StepDetails):
 
 
 @dataclass(frozen=True, kw_only=True)
+class BnReestimateDetails(StepDetails):
+    """Adaptive BatchNorm: layers re-estimated, images used, test accuracy before and after, and
+    the gain in percentage points (after - before)."""
+
+    bn_layers: int
+    samples: int
+    accuracy_before: float
+    accuracy_after: float
+    gain_points: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class DistillDetails(StepDetails):
     """Distillation: the student's accuracy before, the teacher's, and which teacher."""
 

@@ -29,6 +29,7 @@ from torch import nn
 
 from edgecnn.compress._state import StepState, export_compact
 from edgecnn.compress.details import (
+    BnReestimateDetails,
     DistillDetails,
     FoldDetails,
     Fp16Details,
@@ -207,6 +208,25 @@ class DistillStep(StepConfig):
         _check(n, "alpha", self.alpha, 0, 1)
         _check(n, "hint_weight", self.hint_weight, lo=0)
         _check(n, "lr", self.lr, lo=0, lo_open=True)
+
+
+@dataclass(frozen=True)
+class BnReestimateStep(StepConfig):
+    """Adaptive BatchNorm: recompute every BatchNorm's running statistics from ``samples``
+    (1-100000) training images in batches of ``batch_size`` (forward passes only), e.g. after
+    ``prune`` without (or with little) fine-tuning. Must run before ``fold``."""
+
+    samples: int = 300
+    batch_size: int = 100
+    seed: int = 0
+
+    name = "bn_reestimate"
+    needs_torch = True
+    needs_data = True
+
+    def __post_init__(self) -> None:
+        _check(self.name, "samples", self.samples, 1, 100_000)
+        _check(self.name, "batch_size", self.batch_size, 1, 100_000)
 
 
 @dataclass(frozen=True)
@@ -434,6 +454,33 @@ def run_distill(
         accuracy_before=before,
         teacher_accuracy=evaluate(teacher, data.x_test, data.y_test),
         teacher=cfg.teacher,
+    )
+
+
+@implements(BnReestimateStep)
+def run_bn_reestimate(
+    cfg: BnReestimateStep, st: StepState, data, reference, dst: Path, work: Path
+) -> BnReestimateDetails:
+    from edgecnn.compress.adabn import reestimate_batchnorm
+    from edgecnn.models.edge import evaluate
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    idx = torch.randperm(len(data.x_train), generator=gen)[: cfg.samples]
+    before = evaluate(st.module, data.x_test, data.y_test)
+    n_bn = reestimate_batchnorm(st.module, data.x_train[idx], cfg.batch_size)
+    if n_bn == 0:
+        raise EdgecnnError(
+            "step 'bn_reestimate': the model has no BatchNorm layers (already folded?): "
+            "put bn_reestimate before fold, or drop it"
+        )
+    after = evaluate(st.module, data.x_test, data.y_test)
+    _export(st, dst)
+    return BnReestimateDetails(
+        bn_layers=n_bn,
+        samples=len(idx),
+        accuracy_before=before,
+        accuracy_after=after,
+        gain_points=100 * (after - before),
     )
 
 

@@ -33,11 +33,17 @@ PSUM_BYTES: dict[str, int] = {"int8": 4, "fp16": 4, "fp32": 4}
 
 
 class Dataflow(str, Enum):
-    """Which operand stays in the PEs: output-, weight- or input-stationary."""
+    """Which operand stays in the PEs: output-, weight-, input- or row-stationary.
+
+    ``RS`` is Eyeriss's row-stationary dataflow (Chen et al., ISCA 2016 / JSSC 2017): filter
+    rows stay in the PE register files, 1-D row convolutions are mapped as logical PE sets
+    folded onto the array (:func:`edgecnn.hardware.mapping.rs_mapping`).
+    """
 
     OS = "os"
     WS = "ws"
     IS = "is"
+    RS = "rs"
 
 
 class Winograd(str, Enum):
@@ -159,6 +165,33 @@ class AcceleratorConfig:
     zero_skipping: bool = False
     vector_lanes: int = 0
     """Ops per cycle of the vector unit (pooling, elementwise, Winograd transforms); 0 = ``cols``."""
+    mac_efficiency: float = 1.0
+    """Fraction of cycles an active PE performs a MAC (NoC delivery, pipeline bubbles), in
+    (0, 1]. 1.0 unless calibrated: ``edgecnn validate`` fits it on a stated calibration subset."""
+    fmap_rlc: bool = False
+    """Run-length-compress feature maps crossing DRAM (Eyeriss, Chen et al., JSSC 2017: RLC of ifmaps/ofmaps): see
+    :func:`rlc_bytes`. Graph inputs (images) are not compressed."""
+    fmap_zero_fraction: float = 0.5
+    """Zero fraction of ReLU outputs for RLC, in [0, 1). Default 0.5: ReLU zeroes the negative
+    half of roughly zero-centred pre-activations; give a measured value when known."""
+    weight_bits: int = 0
+    """Compressed weights in DRAM (Deep Compression, Han et al., ICLR 2016): bits per nonzero
+    weight after pruning + quantization; 0 = weights stored densely at the word size."""
+    weight_index_bits: int = 4
+    """Relative-index bits stored with every nonzero weight (Deep Compression: 4 for conv,
+    5 for FC layers; we use one figure)."""
+    pe_weight_rf_bytes: int = 0
+    """Weight register file per PE, bytes (Eyeriss: a 224 x 16-bit filter scratch pad per PE,
+    JSSC 2017). With a shared SRAM, ``pes x this`` holds weight tiles beside the SRAM, as row
+    stationary keeps filter rows in the PEs (one pad per PE: not double-buffered)."""
+    psum_bytes: int = 0
+    """Partial-sum word in bytes; 0 = :data:`PSUM_BYTES` of the precision (int32/fp32
+    accumulation). Eyeriss accumulates in 16 bits (24 x 16-bit psum pads): 2."""
+    param_cache: bool = False
+    """Parameters stay on chip across inferences (Edge TPU: "the on-chip SRAM caches the
+    model's parameters", Coral docs): the layers' weights, in execution order, fill the SRAM
+    left after the activation working set (largest layer input + output); cached weights
+    cross DRAM once per model load, not per inference; the rest stream every inference."""
     energy: EnergyTable = field(default_factory=EnergyTable)
 
     def __post_init__(self) -> None:
@@ -212,6 +245,26 @@ class AcceleratorConfig:
             raise ConfigError(f"clock_hz = {self.clock_hz!r} is invalid: must be > 0 Hz")
         if not isinstance(self.vector_lanes, int) or self.vector_lanes < 0:
             raise ConfigError(f"vector_lanes = {self.vector_lanes!r} is invalid: must be >= 0")
+        eff = self.mac_efficiency
+        if not isinstance(eff, (int, float)) or isinstance(eff, bool) or not 0 < eff <= 1:
+            raise ConfigError(f"mac_efficiency = {eff!r} is invalid: give a fraction in (0, 1]")
+        z = self.fmap_zero_fraction
+        if not isinstance(z, (int, float)) or isinstance(z, bool) or not 0 <= z < 1:
+            raise ConfigError(f"fmap_zero_fraction = {z!r} is invalid: give a fraction in [0, 1)")
+        if self.psum_bytes not in (0, 1, 2, 4, 8):
+            raise ConfigError(f"psum_bytes = {self.psum_bytes!r} is invalid: give 0, 1, 2, 4 or 8")
+        rf = self.pe_weight_rf_bytes
+        if not isinstance(rf, int) or isinstance(rf, bool) or rf < 0:
+            raise ConfigError(f"pe_weight_rf_bytes = {rf!r} is invalid: give bytes >= 0")
+        for name, hi in (("weight_bits", 32), ("weight_index_bits", 16)):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= hi:
+                raise ConfigError(f"{name} = {v!r} is invalid: give an integer in [0, {hi}]")
+
+    @property
+    def compresses_dram(self) -> bool:
+        """True when DRAM traffic is compressed (RLC feature maps or compressed weights)."""
+        return self.fmap_rlc or self.weight_bits > 0
 
     @property
     def pes(self) -> int:
@@ -236,6 +289,11 @@ class AcceleratorConfig:
         if self.shared_sram_bytes:
             return self.shared_sram_bytes
         return self.ifmap_sram_bytes + self.filter_sram_bytes + self.ofmap_sram_bytes
+
+    def partial_sum_bytes(self, precision: str | None = None) -> int:
+        """Partial-sum word in bytes: ``psum_bytes``, else the precision's, never below a word."""
+        p = self.check_precision(precision)
+        return max(self.psum_bytes or PSUM_BYTES[p], WORD_BYTES[p])
 
     def word_bytes(self, precision: str | None = None) -> int:
         return WORD_BYTES[self.check_precision(precision)]
@@ -284,7 +342,13 @@ def accelerator_from_dict(data: dict[str, Any], source: str = "config") -> Accel
     ``dram_bw_bytes_per_cycle = dram_bytes_per_s / clock_hz`` (``clock_hz`` is required) and,
     unless a buffer size is given, ``shared_sram_bytes = onchip_bytes``. Giving ``device`` and
     ``dram_bw_bytes_per_cycle`` together is an error (two sources for one figure).
+
+    An array size is required (``rows`` and ``cols``, or ``macs``): an empty file is refused,
+    not read as a default 32 x 32. ``shared_sram_kb = 0`` means "no shared buffer": it needs
+    the three per-operand buffers, else it is refused (0 never falls back to defaults).
     """
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
         raise ConfigError(
             f"{source}: expected a table of accelerator settings, got {type(data).__name__}"
@@ -305,6 +369,12 @@ def accelerator_from_dict(data: dict[str, Any], source: str = "config") -> Accel
             if not isinstance(v, (int, float)) or isinstance(v, bool):
                 raise ConfigError(f"{source}: {kb_key} = {v!r} must be a number of KB")
             data[byte_key] = int(round(v * 1024))
+    separate = ("ifmap_sram_bytes", "filter_sram_bytes", "ofmap_sram_bytes")
+    if data.get("shared_sram_bytes", None) == 0 and not all(k in data for k in separate):
+        raise ConfigError(
+            f"{source}: shared_sram_kb = 0 leaves no shared buffer: give shared_sram_kb > 0, "
+            "or all of ifmap_sram_kb, filter_sram_kb and ofmap_sram_kb"
+        )
     if "device" in data:
         data.update(_from_device(data.pop("device"), data, source))
     if "macs" in data:
@@ -323,6 +393,12 @@ def accelerator_from_dict(data: dict[str, Any], source: str = "config") -> Accel
         if "mac_pj" in e:
             e = {**e, "mac_pj": {**base.mac_pj, **e["mac_pj"]}}
         data["energy"] = EnergyTable(**e)
+    if not ({"rows", "cols"} <= set(data) or "macs" in data):
+        given = ", ".join(sorted(data)) or "nothing"
+        raise ConfigError(
+            f"{source}: no PE array given (found: {given}); required keys: rows and cols "
+            "(or macs = N for a flat MAC array)"
+        )
     if "precisions" in data and isinstance(data["precisions"], str):
         data["precisions"] = (data["precisions"],)
     if "precision" in data and "precisions" not in data:
@@ -471,3 +547,31 @@ def load_accelerator(spec: str | Path | AcceleratorConfig | None) -> Accelerator
         except yaml.YAMLError as e:
             raise ConfigError(f"{p}: invalid YAML: {' '.join(str(e).split())}") from None
     return accelerator_from_dict(data, source=str(p))
+
+
+RLC_WORD_BITS = 64
+"""Eyeriss's RLC word: three (5-bit run, 16-bit level) pairs + 1 end bit (Chen et al., JSSC 2017)."""
+RLC_PAIRS_PER_WORD = 3
+RLC_MAX_RUN = 31
+
+
+def rlc_bytes(elems: int, zero_fraction: float, word_bytes: int) -> int:
+    """DRAM bytes of ``elems`` feature-map values after Eyeriss-style run-length coding.
+
+    Each nonzero is one (run, level) pair with the zeros before it; a run longer than 31
+    zeros needs an extra pair, about one per 32 zeros. Three pairs fill a 64-bit word:
+    ``bytes = ceil(pairs / 3) * 8`` with ``pairs = n (1 - z) + n z / 32``. Never more than the
+    raw ``n * word_bytes`` (dense data is sent uncompressed).
+    """
+    if elems <= 0:
+        return 0
+    z = zero_fraction
+    pairs = elems * (1 - z) + elems * z / (RLC_MAX_RUN + 1)
+    packed = math.ceil(pairs / RLC_PAIRS_PER_WORD) * RLC_WORD_BITS // 8
+    return min(elems * word_bytes, packed)
+
+
+def compressed_weight_bytes(elems: int, density: float, bits: int, index_bits: int) -> int:
+    """DRAM bytes of ``elems`` weights at ``density`` (1 - sparsity) after Deep Compression:
+    ``ceil(elems * density * (bits + index_bits) / 8)``."""
+    return math.ceil(elems * density * (bits + index_bits) / 8)

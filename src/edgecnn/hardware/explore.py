@@ -102,7 +102,12 @@ def space_from_dict(data: dict[str, Any], source: str = "space") -> Space:
         raise ConfigError(
             f"{source}: unknown key(s) {', '.join(bad)}; valid keys: {', '.join(SPACE_KEYS)}"
         )
-    sweep = data.get("sweep") or {}
+    sweep = data.get("sweep")
+    if not sweep:
+        raise ConfigError(
+            f"{source}: no 'sweep' to explore: give sweep with lists of values for any of "
+            f"{', '.join(SWEEP_KEYS)} (see edgecnn/hardware/presets/space-example.yaml)"
+        )
     if not isinstance(sweep, dict):
         raise ConfigError(f"{source}: sweep must map parameter names to lists of values")
     bad = sorted(set(sweep) - set(SWEEP_KEYS))

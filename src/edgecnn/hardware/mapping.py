@@ -7,7 +7,19 @@ streams the third in time (SCALE-Sim's convention)::
 
     OS: (Sr, Sc, T) = (EF, K, RSC)     WS: (RSC, K, EF)     IS: (RSC, EF, K)
 
-``folds = ceil(Sr / R) * ceil(Sc / C)``. Operand words streamed from SRAM into the array
+``folds = ceil(Sr / R) * ceil(Sc / C)``.
+
+**Group packing** (grouped and depthwise convs on a systolic array): when one group's GEMM is
+smaller than the array (``Sr <= R / 2`` or ``Sc <= C / 2``), ``pack = min(R // Sr, C // Sc, G)``
+groups run in one fold, laid side by side on the columns with each its own ``Sr`` rows
+(a block-diagonal operand matrix: group ``g`` owns rows ``[g Sr, (g+1) Sr)`` and columns
+``[g Sc, (g+1) Sc)``; the streamed dimension ``T`` is the same for every group). For WS a
+depthwise 3x3 conv packs ``min(R // 9, C)`` channels per fold, each with its own R·S = 9-row
+reduction on the rows; for OS (``Sr`` = output pixels, usually > R) nothing packs. The PEs
+off the diagonal blocks idle, so utilisation stays <= ``pack·Sr·Sc / (R·C)``: the dataflow's
+bound, and cycles stay >= MACs / PEs. Group folds are ``ceil(G / pack)``.
+
+Operand words streamed from SRAM into the array
 (per group; a fold reads its rows' and columns' operands):
 
 * OS: ifmap ``ceil(Sc/C) * T * Sr``, filter ``ceil(Sr/R) * T * Sc``, ofmap writes ``Sr * Sc``
@@ -17,6 +29,10 @@ streams the third in time (SCALE-Sim's convention)::
 A *flat* array of P MAC units (the seed chip's "128 FP16 units") has no systolic wiring: per
 layer it behaves as the best ``r x c = P`` output-stationary grid (``c`` filters times ``r``
 pixels, powers of two), with no fill/drain skew.
+
+**Row stationary** (:attr:`Dataflow.RS`, Eyeriss; Chen et al., ISCA 2016 and JSSC 2017): see
+:func:`rs_cycles`. Its SRAM operand counts use the WS fold table (filter rows stay in the PEs,
+partial sums move), and SCALE-Sim mode, which has no RS, runs it as WS.
 """
 
 from __future__ import annotations
@@ -62,6 +78,13 @@ class FoldMap:
     sc: int
     t: int
     groups: int
+    pack: int = 1
+    """Groups laid side by side in one fold (block-diagonal packing, see the module docstring)."""
+
+    @property
+    def group_folds(self) -> int:
+        """Folds over the groups: ``ceil(G / pack)``."""
+        return math.ceil(self.groups / self.pack)
 
     @property
     def row_folds(self) -> int:
@@ -82,6 +105,7 @@ FOLD_AXES: dict[Dataflow, Callable[[Gemm], tuple[int, int, int]]] = {
     Dataflow.OS: lambda g: (g.ef, g.k, g.rsc),
     Dataflow.WS: lambda g: (g.rsc, g.k, g.ef),
     Dataflow.IS: lambda g: (g.rsc, g.ef, g.k),
+    Dataflow.RS: lambda g: (g.rsc, g.k, g.ef),  # operand counts as WS; cycles from rs_cycles
 }
 
 #: Which of (Sr-streamed, Sc-streamed, stationary) operand counts are (ifmap, filter, ofmap).
@@ -89,13 +113,23 @@ OPERAND_ROLES: dict[Dataflow, tuple[str, str, str]] = {
     Dataflow.OS: ("rows", "cols", "full"),
     Dataflow.WS: ("rows", "full", "cols"),
     Dataflow.IS: ("full", "rows", "cols"),
+    Dataflow.RS: ("rows", "full", "cols"),
 }
 
 
-def fold_map(gemm: Gemm, rows: int, cols: int, dataflow: Dataflow) -> FoldMap:
-    """SCALE-Sim's (Sr, Sc, T) for ``dataflow`` (see the module docstring)."""
+def fold_map(
+    gemm: Gemm, rows: int, cols: int, dataflow: Dataflow, pack_groups: bool = False
+) -> FoldMap:
+    """SCALE-Sim's (Sr, Sc, T) for ``dataflow`` (see the module docstring).
+
+    ``pack_groups``: lay ``pack = min(rows // Sr, cols // Sc, G)`` groups side by side in one
+    fold (1 when one group fills either dimension). SCALE-Sim itself never packs.
+    """
     sr, sc, t = FOLD_AXES[dataflow](gemm)
-    return FoldMap(rows, cols, sr, sc, t, gemm.groups)
+    pack = 1
+    if pack_groups and gemm.groups > 1 and sr <= rows and sc <= cols:
+        pack = max(1, min(rows // sr, cols // sc, gemm.groups))
+    return FoldMap(rows, cols, sr, sc, t, gemm.groups, pack)
 
 
 def operand_reads(fm: FoldMap, dataflow: Dataflow) -> tuple[int, int, int]:
@@ -110,7 +144,7 @@ def operand_reads(fm: FoldMap, dataflow: Dataflow) -> tuple[int, int, int]:
 
 
 def fill_drain_cycles(rows: int, cols: int, dataflow: Dataflow) -> int:
-    """Systolic pipeline fill + drain of one fold: R+C-2 (OS) or 2R+C-2 (WS/IS)."""
+    """Systolic pipeline fill + drain of one fold: R+C-2 (OS) or 2R+C-2 (WS/IS/RS)."""
     return rows + cols - 2 if dataflow == Dataflow.OS else 2 * rows + cols - 2
 
 
@@ -153,24 +187,90 @@ class ArrayMapping:
     psum_reads: int
 
 
-def map_gemm(gemm: Gemm, accel: AcceleratorConfig, density: float = 1.0) -> ArrayMapping:
+def map_gemm(
+    gemm: Gemm,
+    accel: AcceleratorConfig,
+    density: float = 1.0,
+    shape: ConvShape | None = None,
+) -> ArrayMapping:
     """Tiled-model mapping: folds run back to back, one fill/drain per layer.
 
     ``density`` (1 - weight sparsity, zero-skipping) scales the streamed time dimension:
-    ``cycles = ceil(G * folds * T * density) + fill/drain``; ideal skipping is assumed.
-    Partial sums of WS/IS (row folds > 1 accumulate in SRAM) are read back
-    ``(row_folds - 1) * T * Sc`` times per group.
+    ``cycles = ceil(ceil(G / pack) * folds * T * density / mac_efficiency) + fill/drain``;
+    ideal skipping is assumed; groups pack side by side on a systolic array (module
+    docstring). Partial sums of WS/IS (row folds > 1 accumulate in SRAM) are read back
+    ``(row_folds - 1) * T * Sc`` times per group. With the RS dataflow and the layer's
+    ``shape``, cycles come from :func:`rs_cycles` instead.
     """
+    eff = accel.mac_efficiency
     if accel.flat:
         r, c = flat_grid(gemm, accel.pes)
         fm = fold_map(gemm, r, c, Dataflow.OS)
         dataflow, fill = Dataflow.OS, 0
     else:
-        fm = fold_map(gemm, accel.rows, accel.cols, accel.dataflow)
+        fm = fold_map(gemm, accel.rows, accel.cols, accel.dataflow, pack_groups=True)
         dataflow = accel.dataflow
         fill = fill_drain_cycles(accel.rows, accel.cols, dataflow)
-    steps = gemm.groups * fm.folds * fm.t
-    cycles = max(1, math.ceil(steps * density)) + fill
+    if dataflow == Dataflow.RS and shape is not None:
+        cycles = max(1, math.ceil(rs_cycles(shape, accel.rows, accel.cols) * density / eff))
+    else:
+        steps = fm.group_folds * fm.folds * fm.t
+        cycles = max(1, math.ceil(steps * density / eff)) + fill
     ir, fr, ow = operand_reads(fm, dataflow)
     psum = 0 if dataflow == Dataflow.OS else gemm.groups * (fm.row_folds - 1) * fm.t * fm.sc
     return ArrayMapping(fm, dataflow, cycles, ir, fr, ow, psum)
+
+
+@dataclass(frozen=True)
+class RsMapping:
+    """How one conv's logical PE sets fold onto the physical array (row stationary)."""
+
+    row_segments: int  #: filter rows split into this many passes (R > array rows)
+    seg_rows: int  #: PE rows of one segment
+    strips: int  #: output rows split into this many strips (E > array columns)
+    seg_cols: int  #: PE columns of one segment
+    segments_per_pass: int  #: segments placed on the array at once
+    passes: int
+    cycles_per_pass: int  #: S * F: one 1-D row primitive, one MAC per cycle
+
+    @property
+    def cycles(self) -> int:
+        return self.passes * self.cycles_per_pass
+
+
+def rs_mapping(shape: ConvShape, rows: int, cols: int) -> RsMapping:
+    """Row-stationary mapping after Chen et al. (ISCA 2016; JSSC 2017, Sec. III-IV).
+
+    The 1-D *row primitive*: one PE keeps a filter row (S weights) in its register file,
+    slides it over an ifmap row and produces one row of F partial sums: ``S * F`` MACs, one per
+    cycle. A 2-D convolution of one (image, filter, channel) plane is a *logical PE set* of
+    ``R x E`` PEs (filter rows x output rows); partial sums accumulate up each column, ifmap
+    rows are multicast along the diagonals. Sets are folded onto the ``rows x cols`` array:
+
+    * ``R > rows``: ``ceil(R / rows)`` row segments of ``ceil(R / that)`` rows (psums add up
+      across passes); ``E > cols``: ``ceil(E / cols)`` strips of ``ceil(E / that)`` columns;
+    * ``(rows // seg_rows) * (cols // seg_cols)`` segments share the array in one pass
+      (different strips, channels, filters, images: Eyeriss's replication of sets);
+    * there are ``B * M * (C/G) * row_segments * strips`` segments, so
+      ``passes = ceil(segments / per pass)`` and ``cycles = passes * S * F``.
+
+    Utilisation is lost where segments do not tile the array (AlexNet CONV1: 11 x 14 of
+    12 x 14, CONV2: two 5 x 14 segments on 10 of 12 rows) and in the last pass. Per-PE
+    stalls (NoC delivery, pipeline bubbles) are not modelled here: that is
+    :attr:`AcceleratorConfig.mac_efficiency`. FC layers are 1 x 1 sets (R = E = S = F = 1).
+    """
+    r, s = shape.kernel_h, shape.kernel_w
+    e, f = shape.out_h, shape.out_w
+    row_segments = math.ceil(r / rows)
+    seg_rows = math.ceil(r / row_segments)
+    strips = math.ceil(e / cols)
+    seg_cols = math.ceil(e / strips)
+    per_pass = (rows // seg_rows) * (cols // seg_cols)
+    segments = shape.batch * shape.out_channels * shape.n_per_group * row_segments * strips
+    passes = math.ceil(segments / per_pass)
+    return RsMapping(row_segments, seg_rows, strips, seg_cols, per_pass, passes, s * f)
+
+
+def rs_cycles(shape: ConvShape, rows: int, cols: int) -> int:
+    """Compute cycles of ``shape`` under :func:`rs_mapping` (>= MACs / (rows * cols))."""
+    return rs_mapping(shape, rows, cols).cycles

@@ -52,7 +52,9 @@ class Budget:
     """Bytes available to one tile of each operand (already halved for double buffering).
 
     ``shared`` > 0 means one pool for the sum of the operands' tiles; resident operands
-    (kept on chip as whole feature maps) need no tile.
+    (kept on chip as whole feature maps) need no tile. With ``shared``, ``weight_bytes`` is
+    extra storage for weights only (the PEs' weight register files): a weight tile uses it
+    first and the pool for the rest.
     """
 
     input_bytes: int
@@ -261,7 +263,7 @@ def _search_cached(
     out_b = np.zeros_like(grid.out_fp) if ops.output_resident else grid.out_fp * pb
     in_b, w_b, out_b = np.broadcast_arrays(in_b, w_b, out_b)
     if budget.shared:
-        fits = in_b + w_b + out_b <= budget.shared
+        fits = in_b + np.maximum(w_b - budget.weight_bytes, 0) + out_b <= budget.shared
     else:
         fits = (
             (in_b <= budget.input_bytes)

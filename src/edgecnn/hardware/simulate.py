@@ -23,6 +23,15 @@ re-transforms after a weight refetch are not counted), so the on-chip weight til
 ``(m+2)^2 / 9`` larger but DRAM weight traffic is unchanged; zero-skipping scales array time and
 MACs by the layer's weight density.
 
+DRAM compression and caching (tiled model): ``fmap_rlc`` run-length-codes every feature map
+but the network input (:func:`~edgecnn.hardware.config.rlc_bytes`), ``weight_bits`` sizes
+weights as Deep Compression stores them (nonzeros x (bits + index bits)), ``param_cache`` keeps
+the first parameters that fit on chip across inferences (no per-inference DRAM reads); the
+searched stall is scaled by the bytes that actually cross. ``--sparsity`` needs zero-skipping
+or compressed weights (refused otherwise: it would change nothing). Row stationary
+(``Dataflow.RS``) takes its cycles from :func:`edgecnn.hardware.mapping.rs_cycles`; grouped
+convs pack side by side on systolic arrays (:mod:`edgecnn.hardware.mapping`).
+
 Stalls use :attr:`AcceleratorConfig.stall_bw_bytes_per_cycle` (infinite, so none, for a
 SCALE-Sim ``InterfaceBandwidth: CALC`` config). Transposed convs run on the array by sub-pixel
 decomposition and batched matmuls as grouped GEMMs (:mod:`edgecnn.hardware.workload`).
@@ -41,7 +50,11 @@ from typing import Any
 from edgecnn.analysis.residency import Residency, Step, allocate_resident
 from edgecnn.errors import ConfigError
 from edgecnn.graph.ir import Graph
-from edgecnn.hardware.config import PSUM_BYTES, AcceleratorConfig
+from edgecnn.hardware.config import (
+    AcceleratorConfig,
+    compressed_weight_bytes,
+    rlc_bytes,
+)
 from edgecnn.hardware.mapping import ArrayMapping, Gemm, map_gemm
 from edgecnn.hardware.scalesim import fixed_schedule_dram, scalesim_counts
 from edgecnn.hardware.search import Budget, Choice, Objective, Operands, search_tiles
@@ -73,7 +86,8 @@ class SimOptions:
     """Use the accelerator's Winograd unit (if it has one) where it lowers compute cycles."""
     fmap_reuse: bool = True
     sparsity: float | None = None
-    """Weight sparsity for every layer (overrides a layer's ``weight_sparsity`` attribute)."""
+    """Weight sparsity for every layer (overrides a layer's ``weight_sparsity`` attribute);
+    :func:`simulate` refuses it on an accelerator without zero-skipping or compressed weights."""
 
     def __post_init__(self) -> None:
         if self.model_cycles not in MODEL_CYCLES:
@@ -182,6 +196,33 @@ class SimResult:
         }
 
 
+def _cached_params(workload: Workload, accel: AcceleratorConfig, wb: int) -> frozenset[str]:
+    """Array layers whose weights stay on chip (``param_cache``).
+
+    Greedy in execution order, as the Edge TPU compiler places the first parameters that fit
+    and streams the rest (Coral: the on-chip SRAM caches parameters), into the SRAM left after
+    the activation working set: the largest input + output of any one layer (a lower bound of
+    peak liveness; a device with no DRAM of its own must hold its activations on chip). The
+    cache and the tile buffers are not subtracted from each other (a simplification)."""
+    if not accel.param_cache:
+        return frozenset()
+    working = max(
+        (sum(n for _, n in it.inputs) + sum(n for _, n in it.outputs) for it in workload.items),
+        default=0,
+    )
+    room = accel.sram_bytes - working * wb
+    names = []
+    for item in workload.items:
+        if not isinstance(item, ArrayWork) or item.weight_is_activation:
+            continue
+        need = item.shape.weight_elems * wb
+        if need > room:
+            break
+        room -= need
+        names.append(item.name)
+    return frozenset(names)
+
+
 def _residency(workload: Workload, capacity_bytes: int, wb: int) -> Residency:
     """Feature maps kept on chip: :func:`edgecnn.analysis.residency.allocate_resident`."""
     steps = [
@@ -236,8 +277,14 @@ def simulate(
     """Simulate ``model`` on ``accel`` (see the module docstring)."""
     opts = options or SimOptions()
     precision = accel.check_precision(opts.precision)
+    if opts.sparsity is not None and not (accel.zero_skipping or accel.weight_bits):
+        raise ConfigError(
+            f"accelerator {accel.name!r} has no zero-skipping (and no compressed weights), so "
+            f"sparsity = {opts.sparsity} would change nothing: set zero_skipping = true (or "
+            "weight_bits for compressed weights) in its config, or drop --sparsity"
+        )
     wb = accel.word_bytes(precision)
-    pb = max(PSUM_BYTES[precision], wb)
+    pb = accel.partial_sum_bytes(precision)
     workload = model if isinstance(model, Workload) else build_workload(model, fuse=opts.fuse)
     tiled = opts.model_cycles == "tiled"
     db = 2 if accel.double_buffering else 1
@@ -250,6 +297,7 @@ def simulate(
     use_wino = tiled and opts.winograd and accel.winograd.m > 0
     ctx = _Context(accel, opts, precision, wb, pb, use_wino)
 
+    cached = _cached_params(workload, accel, wb) if tiled else frozenset()
     results: list[LayerResult] = []
     for i, item in enumerate(workload.items):
         in_res = all(n in resident for n, _ in item.inputs) and bool(item.inputs)
@@ -258,7 +306,8 @@ def simulate(
             results.append(_vector_layer(item, accel, precision, in_res, out_res, resident))
             continue
         if tiled:
-            place = _Placement(in_res, out_res, residency.held_bytes[i])
+            first = any(n in workload.graph_inputs for n, _ in item.inputs)
+            place = _Placement(in_res, out_res, residency.held_bytes[i], first, item.name in cached)
             results.append(_tiled_layer(item, ctx, place))
         else:
             results.append(_scalesim_layer(item, accel, precision, wb))
@@ -358,6 +407,8 @@ class _Placement:
     in_res: bool
     out_res: bool
     live_bytes: int
+    reads_graph_input: bool = False  #: the input is the network's (an image: never RLC'd)
+    weights_cached: bool = False  #: weights held on chip across inferences (param_cache)
 
 
 @dataclass(frozen=True)
@@ -390,7 +441,7 @@ class _Traffic:
 def _direct_compute(item: ArrayWork, ctx: _Context, density: float) -> _Compute:
     """Im2col GEMM on the array; zero-skipping scales time and multiplications by ``density``."""
     gemm = Gemm.of(item.shape)
-    mapping = map_gemm(gemm, ctx.accel, density)
+    mapping = map_gemm(gemm, ctx.accel, density, shape=item.shape)
     return _Compute(mapping, mapping.compute_cycles, math.ceil(gemm.macs * density))
 
 
@@ -426,10 +477,13 @@ def _array_compute(item: ArrayWork, ctx: _Context) -> _Compute:
 
 def _tile_budget(ctx: _Context, live_bytes: int) -> Budget:
     """Tile buffers: a shared SRAM minus the resident feature maps, or the separate buffers
-    (feature-map halves given to residency when reuse is on), halved for double buffering."""
+    (feature-map halves given to residency when reuse is on), halved for double buffering.
+    With a shared SRAM, the PEs' weight registers (``pes x pe_weight_rf_bytes``, one pad per
+    PE, not halved) hold weight tiles too."""
     accel, db = ctx.accel, ctx.db
     if accel.shared_sram_bytes:
-        return Budget(0, 0, 0, shared=max(0, accel.shared_sram_bytes - live_bytes) // db)
+        rf = accel.pes * accel.pe_weight_rf_bytes  # weight tiles in the PE registers
+        return Budget(0, rf, 0, shared=max(0, accel.shared_sram_bytes - live_bytes) // db)
     shrink = FMAP_FRACTION if ctx.opts.fmap_reuse else 1.0
     return Budget(
         int(accel.ifmap_sram_bytes * shrink) // db,
@@ -457,29 +511,58 @@ def _search(item: ArrayWork, ctx: _Context, comp: _Compute, place: _Placement) -
     )
 
 
+def _weight_density(item: ArrayWork, opts: SimOptions) -> float:
+    """1 - weight sparsity (the option, else the layer's own attribute)."""
+    return 1.0 - (opts.sparsity if opts.sparsity is not None else item.sparsity)
+
+
+def _fmap_bytes(elems: int, ctx: _Context, compressible: bool) -> int:
+    """Feature-map DRAM bytes: RLC-compressed when the accelerator has it, else raw."""
+    accel = ctx.accel
+    if accel.fmap_rlc and compressible:
+        return rlc_bytes(elems, accel.fmap_zero_fraction, ctx.wb)
+    return elems * ctx.wb
+
+
+def _weight_bytes(elems: int, item: ArrayWork, ctx: _Context) -> int:
+    """Weight DRAM bytes: Deep-Compression-sized (nonzeros x (bits + index bits)) or raw.
+
+    Activation operands of matmuls (``weight_is_activation``) are feature maps."""
+    accel = ctx.accel
+    if item.weight_is_activation:
+        return _fmap_bytes(elems, ctx, True)
+    if accel.weight_bits:
+        density = _weight_density(item, ctx.opts)
+        return compressed_weight_bytes(elems, density, accel.weight_bits, accel.weight_index_bits)
+    return elems * ctx.wb
+
+
 def _dram(item: ArrayWork, ctx: _Context, choice: Choice, place: _Placement) -> _Traffic:
-    """DRAM bytes of the chosen tiling; resident inputs/outputs (and their psums) cost none."""
+    """DRAM bytes of the chosen tiling; resident inputs/outputs (and their psums) cost none.
+
+    Feature maps are RLC-compressed (``fmap_rlc``) except the network's input; weights are
+    compressed with ``weight_bits``; partial sums are never compressed."""
     t = tiled_traffic(item.shape, choice.tiles, choice.order)
-    wb, pb = ctx.wb, ctx.pb
+    pb = ctx.pb
     return _Traffic(
-        rd_in=0 if place.in_res else t.input_reads * wb,
-        rd_w=t.weight_reads * wb,
-        wr_out=0 if place.out_res else t.output_writes * wb,
+        rd_in=0 if place.in_res else _fmap_bytes(t.input_reads, ctx, not place.reads_graph_input),
+        rd_w=0 if place.weights_cached else _weight_bytes(t.weight_reads, item, ctx),
+        wr_out=0 if place.out_res else _fmap_bytes(t.output_writes, ctx, True),
         psum_r=0 if place.out_res else t.psum_reads * pb,
         psum_w=0 if place.out_res else t.psum_writes * pb,
     )
 
 
-def _one_touch_bytes(item: ArrayWork, wb: int, place: _Placement) -> int:
-    """The one-touch DRAM floor, without the feature maps that stay on chip."""
+def _one_touch_bytes(item: ArrayWork, ctx: _Context, place: _Placement) -> int:
+    """The one-touch DRAM floor (compressed like the traffic), without on-chip feature maps."""
     shape = item.shape
-    floor = one_touch_elems(shape)
-    floor_bytes = floor * wb
-    if place.in_res:
-        floor_bytes -= (floor - shape.weight_elems - shape.output_elems) * wb
-    if place.out_res:
-        floor_bytes -= shape.output_elems * wb
-    return floor_bytes
+    in_elems = one_touch_elems(shape) - shape.weight_elems - shape.output_elems
+    floor = 0 if place.weights_cached else _weight_bytes(shape.weight_elems, item, ctx)
+    if not place.in_res:
+        floor += _fmap_bytes(in_elems, ctx, not place.reads_graph_input)
+    if not place.out_res:
+        floor += _fmap_bytes(shape.output_elems, ctx, True)
+    return floor
 
 
 def _tiled_layer(item: ArrayWork, ctx: _Context, place: _Placement) -> LayerResult:
@@ -489,6 +572,12 @@ def _tiled_layer(item: ArrayWork, ctx: _Context, place: _Placement) -> LayerResu
     mapping = comp.mapping
     choice = _search(item, ctx, comp, place)
     tr = _dram(item, ctx, choice, place)
+    cycles = choice.cycles
+    if choice.dram_bytes and tr.total < choice.dram_bytes and cycles > comp.cycles:
+        # the search priced its stall at raw, per-inference bytes: scale it to the bytes that
+        # cross (compressed, cached weights left out)
+        ratio = min(1.0, tr.total / choice.dram_bytes)
+        cycles = comp.cycles + math.ceil((cycles - comp.cycles) * ratio)
     fills = (tr.rd_in + tr.rd_w) // wb + tr.psum_r // pb
     drains = tr.wr_out // wb + tr.psum_w // pb
     sram_words = {
@@ -507,11 +596,11 @@ def _tiled_layer(item: ArrayWork, ctx: _Context, place: _Placement) -> LayerResu
         unit="array",
         macs=item.shape.macs,
         effective_macs=comp.effective_macs,
-        cycles=choice.cycles,
+        cycles=cycles,
         compute_cycles=comp.cycles,
-        stall_cycles=choice.cycles - comp.cycles,
-        utilization=comp.effective_macs / (choice.cycles * accel.pes),
-        folds=mapping.fold_map.folds * mapping.fold_map.groups,
+        stall_cycles=cycles - comp.cycles,
+        utilization=comp.effective_macs / (cycles * accel.pes),
+        folds=mapping.fold_map.folds * mapping.fold_map.group_folds,
         sram_reads=sram_reads,
         sram_writes=sram_writes,
         sram_bytes=(sram_reads + sram_writes) * wb,
@@ -543,7 +632,7 @@ def _tiled_layer(item: ArrayWork, ctx: _Context, place: _Placement) -> LayerResu
         fused=list(item.fused),
         input_on_chip=place.in_res,
         output_on_chip=place.out_res,
-        one_touch_bytes=_one_touch_bytes(item, wb, place),
+        one_touch_bytes=_one_touch_bytes(item, ctx, place),
     )
 
 

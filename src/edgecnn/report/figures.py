@@ -19,6 +19,13 @@ _DPI = 90
 _PALETTE = ["#1f6feb", "#e5534b", "#2da44e", "#bf8700", "#8250df", "#57606a", "#0a7e8c", "#cf222e"]
 
 
+def _short(name: str, width: int = 28) -> str:
+    """A layer name for an axis label: whole when it fits, else its end after an ellipsis (the
+    end of a dotted name is the most specific part)."""
+    name = str(name)
+    return name if len(name) <= width else "…" + name[-(width - 1) :]
+
+
 def _png(fig: Any) -> bytes:
     """PNG bytes; the bounding box grows to take in every label and legend (nothing clipped)."""
     buf = io.BytesIO()
@@ -64,7 +71,7 @@ def compute_vs_traffic(profile: dict, top: int = 40) -> bytes | None:
     )
     ax.set_yscale("log")
     ax.set_xticks(list(x))
-    ax.set_xticklabels([r["name"][-18:] for r in rows], rotation=90, fontsize=6)
+    ax.set_xticklabels([_short(r["name"]) for r in rows], rotation=90, fontsize=6)
     ax.set_ylabel("MACs / DRAM bytes (log)")
     ax.set_title(
         f"{profile.get('model', '')}: compute vs DRAM traffic per layer "
@@ -164,7 +171,7 @@ def series_plot(points: list[tuple[str, float]], title: str, ylabel: str) -> byt
     fig, ax = plt.subplots(figsize=(8, 3))
     ax.plot(range(len(points)), [v for _, v in points], marker=".", color=_PALETTE[4])
     ax.set_xticks(range(len(points)))
-    ax.set_xticklabels([k[-16:] for k, _ in points], rotation=90, fontsize=6)
+    ax.set_xticklabels([_short(k) for k, _ in points], rotation=90, fontsize=6)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     return _png(fig)
@@ -188,7 +195,7 @@ def sim_cycles(sim: dict, top: int = 60) -> bytes | None:
     ax.bar(x, stall, bottom=comp, color=_PALETTE[1], label="stall cycles")
     ax.set_ylabel("cycles")
     ax.set_xticks(x)
-    ax.set_xticklabels([r["name"][-16:] for r in rows], rotation=90, fontsize=6)
+    ax.set_xticklabels([_short(r["name"]) for r in rows], rotation=90, fontsize=6)
     ax2 = ax.twinx()
     ax2.plot(
         x,
@@ -365,7 +372,7 @@ def curves_plot(
     fig, ax = plt.subplots(figsize=(8, 3.4))
     for i, k in enumerate(shown):
         xs, ys = zip(*sorted(pts[k]), strict=True)
-        ax.plot(xs, ys, marker=".", color=_PALETTE[i % len(_PALETTE)], label=k[-24:])
+        ax.plot(xs, ys, marker=".", color=_PALETTE[i % len(_PALETTE)], label=_short(k, 32))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     more = f" ({len(shown)} most sensitive of {len(pts)})" if len(pts) > len(shown) else ""

@@ -51,11 +51,12 @@ SECTIONS: dict[ResultKind, Section] = {
     ),
     ResultKind.EXPORT: Section("ONNX export", s.render_export, merged=True),
     ResultKind.ENVIRONMENT: Section("Environment", s.render_environment, merged=True),
+    ResultKind.VALIDATE: Section("Predictions vs published hardware figures", s.render_validate),
 }
 
 PRODUCERS = (
     "edgecnn profile/zoo/simulate/casestudy/explore/kernels/bench/export/"
-    "predicted-vs-measured --json, or a compress/demo output directory's JSON files"
+    "predicted-vs-measured/validate --json, or a compress/demo output directory's JSON files"
 )
 
 

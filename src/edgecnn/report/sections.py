@@ -138,6 +138,13 @@ def _step_details(step: dict) -> str:
     det = step.get("details") or {}
     name = step.get("step")
     out = ""
+    if isinstance(det.get("gain_points"), (int, float)):
+        out += note(
+            f"{name}: BatchNorm statistics of {det.get('bn_layers')} layers re-estimated on "
+            f"{det.get('samples')} training images: test accuracy "
+            f"{100 * det.get('accuracy_before', 0):.2f}% -> {100 * det.get('accuracy_after', 0):.2f}% "
+            f"({det['gain_points']:+.2f} points)"
+        )
     sqnr = [r for r in det.get("sqnr") or [] if isinstance(r, dict)]
     curves = {
         label: [(r["depth"], r[key]) for r in sqnr if isinstance(r.get(key), (int, float))]
@@ -561,4 +568,42 @@ def render_kernels_bench(group: list[dict]) -> str:
         ]
         out += kv([("threads", b.get("threads")), ("repeats", b.get("repeats"))])
         out += table(keys, [[r.get(k) for k in keys] for r in rows], sortable=True, scroll=True)
+    return out
+
+
+def render_validate(group: list[dict]) -> str:
+    out = ""
+    for v in group:
+        summary = v.get("summary") or {}
+        band = v.get("band") or [0.67, 1.5]
+        stats = []
+        for part in ("all", "calibration", "held_out"):
+            s = summary.get(part) or {}
+            stats.append(
+                (
+                    f"{part}: within {band[0]}x-{band[1]}x / geomean error",
+                    f"{s.get('within_share')} / {s.get('geomean_error')} (n = {s.get('n')})",
+                )
+            )
+        out += kv(stats)
+        for n in v.get("notes") or []:
+            out += note(str(n))
+        cols = ["reference", "metric", "target", "model", "batch", "published", "predicted"]
+        cols += ["predicted / published", "calibration", "source"]
+        rows = [
+            [
+                r.get("name"),
+                r.get("metric"),
+                r.get("target"),
+                r.get("model"),
+                r.get("batch"),
+                r.get("published"),
+                r.get("predicted"),
+                r.get("ratio"),
+                "yes" if r.get("calibration") else "",
+                r.get("source"),
+            ]
+            for r in v.get("rows") or []
+        ]
+        out += table(cols, rows, sortable=True, scroll=True)
     return out

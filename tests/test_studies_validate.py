@@ -1,0 +1,77 @@
+"""`edgecnn validate`: references are complete and sourced, predictions and summary add up."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from tests.cli_helpers import run_cli
+
+from edgecnn.schema import REQUIRED_KEYS, ResultKind
+from edgecnn.studies.validate import load_references, run_validate, summarise
+
+
+def test_every_reference_is_sourced_and_calibration_named():
+    refs, calibration = load_references()
+    assert len(refs) >= 10
+    targets = {r.target for r in refs}
+    assert {"edge-tpu", "eyeriss", "rpi4"} <= targets
+    for r in refs:
+        assert r.published > 0 and r.source and len(r.input_shape) == 4
+    for target, spec in calibration.items():
+        cal = [r for r in refs if r.target == target and r.calibration]
+        held = [r for r in refs if r.target == target and not r.calibration]
+        assert cal and held, target  # something fitted, something held out
+        assert spec["parameter"]
+
+
+def test_summary_geomean_error():
+    from edgecnn.studies.validate import ValidateRow
+
+    def row(ratio):
+        return ValidateRow("x", "latency_ms", "m", 1, "int8", "t", "s", False, 1.0, ratio,
+                           ratio, 0.67 <= ratio <= 1.5)  # fmt: skip
+
+    s = summarise([row(2.0), row(0.5), row(1.0)])
+    assert s["n"] == 3 and s["within_share"] == pytest.approx(1 / 3)
+    assert s["geomean_error"] == pytest.approx(math.exp(2 * math.log(2) / 3) - 1)
+
+
+def test_validate_subset_and_json(capsys):
+    code, out, err = run_cli(["validate", "--only", "coral-usb-mobilenet-v2", "--json"], capsys)
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["kind"] == "validate"
+    assert all(k in d for k in REQUIRED_KEYS[ResultKind.VALIDATE])
+    (row,) = d["rows"]
+    assert row["ratio"] == pytest.approx(row["predicted"] / row["published"])
+    assert "edge-tpu" in d["fitted"]
+
+
+def test_fitted_parameters_come_from_calibration_only():
+    res = run_validate(only=["eyeriss-vgg16-fps"])
+    fit = res.fitted["eyeriss"]
+    assert fit["fitted_on"] == ["eyeriss-alexnet-fps"]
+    assert 0 < fit["mac_efficiency"] <= 1
+    raw = run_validate(only=["eyeriss-vgg16-fps"], fit=False)
+    assert raw.fitted == {}
+    assert raw.rows[0].predicted >= res.rows[0].predicted
+
+
+def test_unknown_reference_is_one_line_exit_2(capsys):
+    code, out, err = run_cli(["validate", "--only", "nope"], capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "unknown reference nope" in err
+
+
+def test_validate_result_renders_in_the_report(tmp_path):
+    from edgecnn.report.html import write_report
+    from edgecnn.report.kinds import validate
+
+    res = run_validate(only=["coral-usb-squeezenet"]).to_dict()
+    out = tmp_path / "r.html"
+    write_report([validate(json.loads(json.dumps(res)), "validate.json")], out)
+    text = out.read_text()
+    assert "Predictions vs published hardware figures" in text
+    assert "coral-usb-squeezenet" in text and "invoke_overhead_ms" in text
