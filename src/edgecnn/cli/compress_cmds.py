@@ -59,7 +59,7 @@ def compress(
         None, "--data", help="mnist, digits or an ImageFolder directory (needed for accuracy)."
     ),
     calib_subset: int = typer.Option(
-        None, "--calib-subset", min=1, help="Calibration images (ImageFolder)."
+        None, "--calib-subset", min=1, help="Calibration images (first N of the calibration split)."
     ),
     max_drop: float = typer.Option(
         None,
