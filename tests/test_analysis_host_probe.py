@@ -75,3 +75,18 @@ def test_real_measurement_is_one_thread_times_threads(monkeypatch, tmp_path):
     dev = devices.probe_host(refresh=True)
     assert rates and set(rates) == {1}  # measured on one thread
     assert dev.peak_ops_per_s["fp32"] == 1e9 * torch.get_num_threads()
+
+
+def test_devices_refresh_host_flag(cache, capsys):
+    from cli_helpers import run_cli
+
+    _, calls = cache
+    for args, measured in (
+        (["devices", "--json"], 1),
+        (["devices", "--json"], 1),
+        (["devices", "--refresh-host", "--json"], 2),
+    ):
+        code, out, _ = run_cli(args, capsys)
+        assert code == 0 and len(calls) == measured
+        host = json.loads(out)["devices"][0]
+        assert host["name"] == "host" and host["peak_ops_per_s"]["fp32"] == 1e9 * measured

@@ -152,15 +152,22 @@ def _print_profile(result, all_layers: bool) -> None:
 
 
 @app.command()
-def devices(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def devices(
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    refresh_host: bool = typer.Option(
+        False,
+        "--refresh-host",
+        help="Measure this machine again (the host probe is cached under ~/.cache/edgecnn).",
+    ),
+) -> None:
     """List the edge device profiles (peak ops per precision, DRAM bandwidth, on-chip memory).
 
-    Example: edgecnn devices --json
+    Example: edgecnn devices --refresh-host --json
     """
-    from edgecnn.analysis.devices import get_device, load_catalog
+    from edgecnn.analysis.devices import load_catalog, probe_host
     from edgecnn.analysis.profile import human
 
-    devs = [get_device("host"), *load_catalog().values()]
+    devs = [probe_host(refresh=refresh_host), *load_catalog().values()]
     if json_out:
         print_json({"kind": "devices", "devices": [d.to_dict() for d in devs]})
         return
