@@ -107,7 +107,8 @@ def cache_dir() -> Path:
     return Path(base) / "edgecnn"
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else ``platform.processor()``."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.lower().startswith("model name"):
@@ -120,7 +121,7 @@ def _cpu_model() -> str:
 def _probe_key(threads: int) -> str:
     import torch
 
-    return f"{_cpu_model()}|threads={threads}|torch={torch.__version__}"
+    return f"{cpu_model()}|threads={threads}|torch={torch.__version__}"
 
 
 def probe_host(refresh: bool = False) -> Device:
