@@ -242,3 +242,23 @@ def test_explore_stops_promptly_on_interrupt(tmp_path, how):
     ]
     rows = [json.loads(line) for line in out.read_text().splitlines()]  # every line complete
     assert 3 <= len(rows) < 480 and all("latency_s" in r for r in rows)
+
+
+def test_piped_output_is_wide_and_in_one_unit_convention(capsys):
+    """Under pytest stdout is not a terminal, as in a pipe: tables are not cut to 80 columns,
+    sizes use decimal SI prefixes and the device table gives OP/s."""
+    code, out, _ = run_cli(["profile", "resnet18", "--all"], capsys)
+    assert code == 0
+    assert max(len(line) for line in out.splitlines()) > 80
+    assert "layer2.0.downsample.0" in out  # whole layer names, not cut with an ellipsis
+    code, out, _ = run_cli(["devices"], capsys)
+    assert code == 0 and "OP/s" in out and "B/s" in out
+    assert "MiB" not in out and "e+" not in out
+
+
+def test_html_cells_never_use_exponents():
+    from edgecnn.report._html import fmt
+
+    assert fmt(7e8)[0] == "700,000,000"
+    assert fmt(3.2e-5)[0] == "0.000032"
+    assert fmt(0.5)[0] == "0.5"
