@@ -262,3 +262,44 @@ def test_html_cells_never_use_exponents():
     assert fmt(7e8)[0] == "700,000,000"
     assert fmt(3.2e-5)[0] == "0.000032"
     assert fmt(0.5)[0] == "0.5"
+
+
+SWALLOWER = """
+import sys, time
+import edgecnn.cli as cli
+from edgecnn.cli.app import app
+
+cli.REDELIVER_S = 1.0
+
+
+@app.command("swallow")
+def swallow():
+    print("ready", file=sys.stderr, flush=True)
+    try:  # a library with a bare except (Torch-Pruning's tracing has one) loses the interrupt
+        while True:
+            time.sleep(0.05)
+    except:  # noqa: E722
+        pass
+    print("working on", file=sys.stderr, flush=True)
+    while True:
+        time.sleep(0.05)
+
+
+sys.argv = ["edgecnn", "swallow"]
+cli.main()
+"""
+
+
+def test_an_interrupt_swallowed_by_a_library_is_delivered_again(tmp_path):
+    script = tmp_path / "swallow.py"
+    script.write_text(SWALLOWER)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stderr.readline().strip() == "ready"  # the command runs, handlers installed
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert lines == ["working on", "edgecnn: interrupted"]

@@ -7,6 +7,7 @@ user-facing errors (``EdgecnnError`` and click's usage errors) to one line on st
 from __future__ import annotations
 
 import errno
+import os
 import signal
 import sys
 import threading
@@ -46,16 +47,58 @@ USER_OS_ERRORS = frozenset(
 )
 
 
-def _interrupt(signum, _frame) -> None:
-    """SIGTERM behaves like Ctrl-C: unwind (temporary files and directories are removed)."""
-    raise KeyboardInterrupt
+REDELIVER_S = 10.0
+"""Seconds after which an interrupt is delivered again while the command still runs (a library
+that catches everything, as Torch-Pruning's tracing does with a bare ``except:``, can swallow
+the first one)."""
+
+
+class _Interrupts:
+    """SIGINT and SIGTERM raise ``KeyboardInterrupt`` so the command unwinds (temporary files
+    and directories are removed on the way out). If the command is still running
+    :data:`REDELIVER_S` seconds later, the interrupt is delivered again, until :meth:`done`."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def handler(self, signum, _frame) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._redeliver, args=(signum,), daemon=True)
+            self._thread.start()
+        raise KeyboardInterrupt
+
+    def _redeliver(self, signum: int) -> None:
+        while not self._done.wait(REDELIVER_S):
+            os.kill(os.getpid(), signum)
+
+    def done(self) -> None:
+        self._done.set()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``edgecnn`` script."""
-    previous = None
+    """Entry point of the ``edgecnn`` script (``argv`` None: the process's own arguments).
+
+    Run as the process (``argv`` None), an interrupted command ends the process at once with
+    exit code 130 once its clean-up has run while unwinding: interpreter shutdown would
+    otherwise wait on helper threads of terminated worker pools, or re-raise the interrupt.
+    """
+    try:
+        _main(argv)
+    except SystemExit as e:
+        if argv is None and e.code == 130:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        raise
+
+
+def _main(argv: list[str] | None) -> None:
+    interrupts = _Interrupts()
+    previous: dict[int, object] = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, interrupts.handler)
     try:
         rv = app(args=argv, prog_name="edgecnn", standalone_mode=False)
     except EdgecnnError as e:
@@ -86,8 +129,9 @@ def main(argv: list[str] | None = None) -> None:
         print("edgecnn: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        interrupts.done()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if rv == 130:  # typer turns KeyboardInterrupt (Ctrl-C, or SIGTERM above) into Exit(130)
         print("edgecnn: interrupted", file=sys.stderr)
     if isinstance(rv, int) and rv != 0:
