@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import io
 
 import torch
 
@@ -56,3 +57,20 @@ def hook_macs(m: torch.nn.Module, input_shape: tuple[int, ...] = (1, 1, 28, 28))
         for h in hs:
             h.remove()
     return total
+
+
+def export_with_batchnorm(m: torch.nn.Module):
+    """The TorchScript export of ``m`` at 1x1x28x28 with its BatchNorm nodes kept."""
+    buf = io.BytesIO()
+    torch.onnx.export(
+        m,
+        (torch.zeros(1, 1, 28, 28),),
+        buf,
+        dynamo=False,
+        opset_version=17,
+        do_constant_folding=False,
+        training=torch.onnx.TrainingMode.PRESERVE,
+    )
+    import onnx
+
+    return onnx.load_from_string(buf.getvalue())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -11,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from compress_helpers import export_with_batchnorm
 from edgecnn.compress.fold import (
     count_batchnorm,
     count_onnx_ops,
@@ -102,26 +101,11 @@ def test_preactivation_bn_reported_unfoldable():
     assert torch.equal(m(x), f(x))
 
 
-def _export_with_batchnorm(m: nn.Module) -> onnx.ModelProto:
-    """The TorchScript export of ``m`` at 1x1x28x28 with its BatchNorm nodes kept."""
-    buf = io.BytesIO()
-    torch.onnx.export(
-        m,
-        (torch.zeros(1, 1, 28, 28),),
-        buf,
-        dynamo=False,
-        opset_version=17,
-        do_constant_folding=False,
-        training=torch.onnx.TrainingMode.PRESERVE,
-    )
-    return onnx.load_from_string(buf.getvalue())
-
-
 @pytest.mark.parametrize("name", sorted(EDGE_MODELS))
 def test_onnx_fold_matches_ort(name):
     torch.manual_seed(0)
     m = _random_bn_stats(build_edge_model(name))
-    proto = _export_with_batchnorm(m)
+    proto = export_with_batchnorm(m)
     n_bn = count_onnx_ops(proto, "BatchNormalization")
     assert n_bn == count_batchnorm(m)
     folded, res = fold_batchnorm_onnx(proto)
@@ -149,7 +133,7 @@ def test_onnx_fold_looks_through_deduplicated_constants(name):
         for c in m.modules():
             if isinstance(c, nn.Conv2d) and c.bias is not None:
                 c.bias.zero_()
-    proto = _export_with_batchnorm(m)
+    proto = export_with_batchnorm(m)
     assert count_onnx_ops(proto, "Identity") > 0
     n_bn = count_onnx_ops(proto, "BatchNormalization")
     folded, res = fold_batchnorm_onnx(proto)

@@ -336,26 +336,18 @@ def test_bad_value_in_yaml_is_one_clean_cli_line(ckpt, tmp_path, capsys):
 
 
 def test_fold_step_on_onnx_with_batchnorm(tmp_path):
-    import io
 
     import torch
 
+    from compress_helpers import export_with_batchnorm
     from edgecnn.compress.recipe import run_recipe
     from edgecnn.models.edge import build_edge_model
 
     torch.manual_seed(0)
-    buf = io.BytesIO()
-    torch.onnx.export(
-        build_edge_model("edge-resnet").eval(),
-        (torch.zeros(1, 1, 28, 28),),
-        buf,
-        dynamo=False,
-        opset_version=17,
-        do_constant_folding=False,
-        training=torch.onnx.TrainingMode.PRESERVE,
-    )
     src = tmp_path / "bn.onnx"
-    src.write_bytes(buf.getvalue())
+    src.write_bytes(
+        export_with_batchnorm(build_edge_model("edge-resnet").eval()).SerializeToString()
+    )
     rep = run_recipe(src, {"steps": [{"step": "fold"}]}, None, tmp_path / "o", measure_runs=3)
     inp, fold = rep.steps
     d = fold.details
