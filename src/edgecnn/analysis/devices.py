@@ -16,7 +16,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from edgecnn.errors import ConfigError
@@ -40,6 +40,7 @@ class Device:
     dram_bytes_per_s: float
     onchip_bytes: int | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    memory_bytes: int | None = None  # RAM that weights and feature maps share (None: unknown)
 
     def peak_ops(self, precision: str) -> float:
         if precision not in self.peak_ops_per_s:
@@ -57,6 +58,7 @@ class Device:
             "peak_ops_per_s": dict(self.peak_ops_per_s),
             "dram_bytes_per_s": self.dram_bytes_per_s,
             "onchip_bytes": self.onchip_bytes,
+            "memory_bytes": self.memory_bytes,
             "sources": dict(self.sources),
         }
 
@@ -69,6 +71,7 @@ def load_catalog(path: str | None = None) -> dict[str, Device]:
     for name, entry in raw.items():
         peaks = {p: float(entry[f"peak_ops_{p}"]) for p in PRECISIONS if f"peak_ops_{p}" in entry}
         onchip = entry.get("onchip_bytes")
+        memory = entry.get("memory_bytes")
         out[name] = Device(
             name=name,
             description=entry["description"],
@@ -76,6 +79,7 @@ def load_catalog(path: str | None = None) -> dict[str, Device]:
             dram_bytes_per_s=float(entry["dram_bytes_per_s"]),
             onchip_bytes=int(onchip) if onchip is not None else None,
             sources=dict(entry.get("sources", {})),
+            memory_bytes=int(memory) if memory is not None else None,
         )
     return out
 
@@ -147,10 +151,10 @@ def probe_host(refresh: bool = False) -> Device:
             cache = {}
     if not refresh and isinstance(cache.get(key), dict):
         try:
-            return _device_from_dict(cache[key])
+            return _with_host_memory(_device_from_dict(cache[key]))
         except (KeyError, TypeError, ValueError):
             pass
-    dev = _measure_host(threads)
+    dev = _with_host_memory(_measure_host(threads))
     cache[key] = dev.to_dict()
     try:
         from edgecnn.io import atomic_write_text
@@ -160,6 +164,33 @@ def probe_host(refresh: bool = False) -> Device:
     except OSError:
         pass  # a read-only home: the measurement is still returned
     return dev
+
+
+def host_memory_bytes() -> int:
+    """Physical memory of this machine in bytes, or the cgroup (container) limit if lower."""
+    import psutil
+
+    total = int(psutil.virtual_memory().total)
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            raw = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if raw.isdigit():
+            total = min(total, int(raw))
+    return total
+
+
+def _with_host_memory(dev: Device) -> Device:
+    """The host profile with its memory read now (capacity is read, never cached)."""
+    return replace(
+        dev,
+        memory_bytes=host_memory_bytes(),
+        sources={
+            **dev.sources,
+            "memory_bytes": "read: physical memory (psutil), or the cgroup limit if lower",
+        },
+    )
 
 
 def _device_from_dict(d: dict) -> Device:

@@ -21,6 +21,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from edgecnn.analysis.batch import MaxBatchResult
 from edgecnn.analysis.costs import MAC_KINDS, layer_cost
 from edgecnn.analysis.devices import Device, get_device
 from edgecnn.analysis.fusion import fused_groups
@@ -82,6 +83,7 @@ class ProfileResult:
     layers: list[LayerProfile]
     totals: ProfileTotals
     kind: str = "profile"
+    max_batch: MaxBatchResult | None = None  # with --max-batch: the largest batch that fits
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

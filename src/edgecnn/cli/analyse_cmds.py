@@ -51,8 +51,16 @@ def profile(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     csv_path: Path = typer.Option(None, "--csv", help="Also write the per-layer table as CSV."),
     all_layers: bool = typer.Option(False, "--all", help="Show every layer, not only the top 40."),
+    max_batch_flag: bool = typer.Option(
+        False,
+        "--max-batch",
+        help="Also find the largest batch whose weights plus peak activations fit the device's memory.",
+    ),
 ) -> None:
     """Per-layer and total MACs, FLOPs, parameters, DRAM traffic, peak memory and roofline latency.
+
+    With --max-batch (needs --device): the largest batch whose weights plus peak activation
+    memory fit the device's memory (an upper bound: runtime workspace is not counted).
 
     Example: edgecnn profile resnet50 --precision int8 --device rpi5 --onchip-bytes 2097152
     """
@@ -64,14 +72,33 @@ def profile(
         raise ConfigError(f"unknown --precision '{precision}': choose fp32, fp16 or int8")
     if csv_path is not None:
         check_output_path(csv_path, inputs=[model], option="--csv")
+    if max_batch_flag and device is None:
+        raise ConfigError("--max-batch needs --device (whose memory the batch must fit)")
     graph = load_graph(model, shape)
     result = run_profile(graph, precision, device, onchip_bytes)
+    if max_batch_flag:
+        result.max_batch = _max_batch(model, graph, device, precision)
     if csv_path is not None:
         _write_layers_csv(result, csv_path)
     if json_out:
         print_json(result.to_dict())
         return
     _print_profile(result, all_layers)
+
+
+def _max_batch(model: str, graph, device: str, precision: str):
+    from edgecnn.analysis.batch import max_batch
+    from edgecnn.analysis.devices import get_device
+    from edgecnn.models.resolve import load_graph
+
+    dev = get_device(device)
+    if dev.memory_bytes is None:
+        raise ConfigError(
+            f"device '{device}' has no published memory size (memory_bytes in devices.toml): "
+            "--max-batch needs one; choose another --device"
+        )
+    rest = tuple(graph.inputs[0].shape[1:])
+    return max_batch(lambda b: load_graph(model, (b, *rest)), dev.memory_bytes, precision, device)
 
 
 def _write_layers_csv(result, path: Path) -> None:
@@ -142,6 +169,13 @@ def _print_profile(result, all_layers: bool) -> None:
     summary.add_row("arithmetic intensity", f"{t.arithmetic_intensity:.2f} MAC/byte")
     if result.device:
         summary.add_row(f"roofline latency ({result.device})", f"{t.latency_s * 1e3:.3f} ms")
+    if result.max_batch is not None:
+        mb = result.max_batch
+        summary.add_row(
+            f"max batch ({result.device})",
+            f"{mb.batch}{'+' if mb.capped else ''}: {human(mb.needed_bytes, 'B')} of "
+            f"{human(mb.memory_bytes, 'B')} (weights + peak activations)",
+        )
     summary.add_row("unknown ops", str(len(t.unknown_ops)))
     console.print(summary)
     if t.unknown_ops:
