@@ -34,11 +34,19 @@ class ResultKind(str, Enum):
     EXPORT = "export"
     ENVIRONMENT = "environment"
     VALIDATE = "validate"
+    CODESIGN = "codesign"
 
 
 #: Top-level keys each kind must carry (besides ``kind``).
 REQUIRED_KEYS: dict[ResultKind, tuple[str, ...]] = {
     ResultKind.DEMO: ("stages", "notes", "timings_s"),
+    ResultKind.CODESIGN: (
+        "joint_front",
+        "baseline_fronts",
+        "hypervolume",
+        "verification",
+        "seconds",
+    ),
     ResultKind.PROFILE: ("model", "input_shape", "precision", "layers", "totals"),
     ResultKind.ZOO: ("precision", "device", "rows"),
     ResultKind.COMPRESS: ("steps", "recipe"),
