@@ -16,6 +16,7 @@ import typer
 
 from edgecnn.cli import (  # noqa: F401  (imported for their command registrations)
     analyse_cmds,
+    codesign_cmds,
     compress_cmds,
     demo_cmds,
     hardware_cmds,

@@ -416,3 +416,41 @@ def casestudy_steps(study: dict) -> bytes | None:
     ax.set_ylabel("relative to baseline")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _png(fig)
+
+
+def codesign_fronts(result: dict) -> bytes | None:
+    """Accuracy vs accelerator latency: every evaluated design (grey) and the three fronts."""
+    pts = [p for p in result.get("all_points") or [] if isinstance(p, dict)]
+    fronts = {
+        "joint": result.get("joint_front") or [],
+        "network first": (result.get("baseline_fronts") or {}).get("network_first") or [],
+        "hardware first": (result.get("baseline_fronts") or {}).get("hardware_first") or [],
+    }
+    if not pts and not any(fronts.values()):
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.scatter(
+        [p["latency_ms"] for p in pts],
+        [p["accuracy"] * 100 for p in pts],
+        s=8,
+        color="#bbbbbb",
+        label="evaluated designs",
+    )
+    hv = result.get("hypervolume") or {}
+    for i, (label, front) in enumerate(fronts.items()):
+        if front:
+            ax.scatter(
+                [r["latency_ms"] for r in front],
+                [r["accuracy"] * 100 for r in front],
+                facecolors="none",
+                edgecolors=_PALETTE[(i + 1) % len(_PALETTE)],
+                marker="os^"[i],
+                s=50,
+                label=f"{label} (HV {hv.get(label.replace(' ', '_'), 0.0):.3f})",
+            )
+    ax.set_xscale("log")
+    ax.set_xlabel("latency on the accelerator (ms)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title("co-design fronts (4 objectives, shown on accuracy vs latency)", fontsize=9)
+    return _png(fig)

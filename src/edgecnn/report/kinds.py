@@ -52,11 +52,12 @@ SECTIONS: dict[ResultKind, Section] = {
     ResultKind.EXPORT: Section("ONNX export", s.render_export, merged=True),
     ResultKind.ENVIRONMENT: Section("Environment", s.render_environment, merged=True),
     ResultKind.VALIDATE: Section("Predictions vs published hardware figures", s.render_validate),
+    ResultKind.CODESIGN: Section("Co-design: network and accelerator together", s.render_codesign),
 }
 
 PRODUCERS = (
     "edgecnn profile/zoo/simulate/casestudy/explore/kernels/bench/export/"
-    "predicted-vs-measured/validate --json, or a compress/demo output directory's JSON files"
+    "predicted-vs-measured/validate/codesign --json, or a compress/demo output directory's JSON files"
 )
 
 

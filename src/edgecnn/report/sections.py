@@ -607,3 +607,84 @@ def render_validate(group: list[dict]) -> str:
         ]
         out += table(cols, rows, sortable=True, scroll=True)
     return out
+
+
+def render_codesign(group: list[dict]) -> str:
+    """Hypervolumes, the verification of the chosen designs, and the joint front."""
+    obj = group[0]
+    hv = obj["hypervolume"]
+    cov = obj.get("coverage_of_baselines") or {}
+    secs = obj["seconds"]
+    out = img(figures.codesign_fronts(obj), "co-design fronts")
+    out += kv(
+        [
+            ("budget", obj.get("budget") or "none"),
+            ("designs evaluated", obj.get("evaluations")),
+            ("hypervolume: joint", hv.get("joint")),
+            ("hypervolume: network first", hv.get("network_first")),
+            ("hypervolume: hardware first", hv.get("hardware_first")),
+            ("joint front dominates (hypervolume)", obj.get("joint_dominates")),
+            ("share of network-first front covered by joint", cov.get("network_first")),
+            ("share of hardware-first front covered by joint", cov.get("hardware_first")),
+            (
+                "seconds (supernet / search / baselines / verification / total)",
+                " / ".join(
+                    f"{secs.get(k, 0):.0f}"
+                    for k in ("supernet", "joint_search", "baselines", "verification", "total")
+                ),
+            ),
+        ]
+    )
+    ver = obj.get("verification") or []
+    if ver:
+        out += table(
+            [
+                "design",
+                "supernet estimate %",
+                "retrained from scratch %",
+                "difference (pt)",
+                "epochs",
+            ],
+            [
+                [
+                    v.get("label"),
+                    v["supernet_accuracy"] * 100,
+                    v["retrained_accuracy"] * 100,
+                    v["difference_points"],
+                    v.get("epochs"),
+                ]
+                for v in ver
+            ],
+        )
+    rows = []
+    for r in obj["joint_front"]:
+        d = r.get("design") or {}
+        a = d.get("accelerator") or {}
+        rows.append(
+            [
+                r["accuracy"] * 100,
+                r["latency_ms"],
+                r["energy_mj"],
+                r["area_mm2"],
+                r.get("model_bytes"),
+                f"d{d.get('depths')} w{d.get('widths')} k{d.get('kernels')} e{d.get('expands')} "
+                f"r{d.get('resolution')} {'/'.join(d.get('effective_bits') or [])} p{d.get('prune')}",
+                f"{a.get('array')} {a.get('sram_kb')}KB {a.get('dataflow')} "
+                f"wino={a.get('winograd')} {d.get('accel_precisions')}",
+            ]
+        )
+    out += table(
+        [
+            "accuracy %",
+            "latency ms",
+            "energy mJ",
+            "area mm²",
+            "weight bytes",
+            "network",
+            "accelerator",
+        ],
+        rows,
+        sortable=True,
+        scroll=True,
+    )
+    return out

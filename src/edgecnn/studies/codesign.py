@@ -509,6 +509,7 @@ def supernet_settings(space: CodesignSpace, data: str) -> dict[str, Any]:
         "random_subnets": space.random_subnets,
         "lr": space.supernet_lr,
         "seed": space.seed,
+        "train_images": space.train_images,
         "arch": [
             sn.STAGES,
             sn.MAX_DEPTH,
@@ -549,10 +550,11 @@ def prepare_supernet(
     splits = load_data(data)
     torch.manual_seed(space.seed)
     net = sn.ElasticSuperNet(in_channels=splits.input_shape[0])
+    n = space.train_images or len(splits.y_train)
     info = sn.train_supernet(
         net,
-        splits.x_train,
-        splits.y_train,
+        splits.x_train[:n],
+        splits.y_train[:n],
         epochs=space.supernet_epochs,
         lr=space.supernet_lr,
         random_subnets=space.random_subnets,
@@ -813,10 +815,11 @@ def verify_design(
     net = sn.SubNet(cfg)
     t0 = time.perf_counter()
     r = cfg.resolution
+    n = space.train_images or len(splits.y_train)
     train_model(
         net,
-        sn.resize(splits.x_train, r),
-        splits.y_train,
+        sn.resize(splits.x_train[:n], r),
+        splits.y_train[:n],
         epochs=space.verify_epochs,
         lr=5e-3,
         seed=space.seed,
@@ -840,3 +843,53 @@ def verify_design(
         epochs=space.verify_epochs,
         seconds=time.perf_counter() - t0,
     )
+
+
+def plot_codesign(result: CodesignResult, path: str | Path) -> Path:
+    """Accuracy vs latency of every evaluated design (grey) and the three fronts; PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgecnn.io import atomic_path
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    pts = result.all_points
+    if pts:
+        ax.scatter(
+            [p["latency_ms"] for p in pts],
+            [p["accuracy"] * 100 for p in pts],
+            s=10,
+            c="0.8",
+            label="evaluated designs",
+        )
+    styles = {
+        "joint": ("red", "o", result.joint_front),
+        "network first": ("tab:blue", "s", result.baseline_fronts.get("network_first", [])),
+        "hardware first": ("tab:green", "^", result.baseline_fronts.get("hardware_first", [])),
+    }
+    for label, (colour, marker, front) in styles.items():
+        if front:
+            hv = result.hypervolume.get(label.replace(" ", "_"), 0.0)
+            ax.scatter(
+                [r["latency_ms"] for r in front],
+                [r["accuracy"] * 100 for r in front],
+                facecolors="none",
+                edgecolors=colour,
+                marker=marker,
+                s=60,
+                label=f"{label} front (HV {hv:.3f})",
+            )
+    ax.set_xscale("log")
+    from matplotlib.ticker import NullFormatter
+
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("latency on the accelerator (ms)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("co-design: 4-objective fronts projected on accuracy vs latency")
+    ax.legend(fontsize=8)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)

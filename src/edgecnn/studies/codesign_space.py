@@ -22,6 +22,7 @@ A space (YAML, see ``codesign-example.yaml``)::
     search: {population: 24, generations: 8, seed: 0}
     verify: {designs: 2, epochs: 8}
     bn_images: 300                # training images for BatchNorm re-estimation
+    train_images: 0               # training images for supernet and retraining (0: all)
 
 A *genome* is a tuple of indices into those lists: per stage (depth, width, kernel, expand,
 bits, prune), then resolution, then the accelerator genes in the order of
@@ -76,6 +77,7 @@ class CodesignSpace:
     verify_designs: int = 2
     verify_epochs: int = 8
     bn_images: int = 300
+    train_images: int = 0  # training images for the supernet and retraining (0: all)
     source: str = "space"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -135,7 +137,15 @@ def _choices(section: dict, key: str, source: str, default: list[Any] | None) ->
 def codesign_space_from_dict(data: Any, source: str = "space") -> CodesignSpace:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: a codesign space is a mapping with network and accelerator")
-    unknown = set(data) - {"network", "accelerator", "supernet", "search", "verify", "bn_images"}
+    unknown = set(data) - {
+        "network",
+        "accelerator",
+        "supernet",
+        "search",
+        "verify",
+        "bn_images",
+        "train_images",
+    }
     if unknown:
         raise ConfigError(f"{source}: unknown keys {sorted(unknown)}: see codesign-example.yaml")
     net_in = data.get("network") or {}
@@ -198,6 +208,7 @@ def codesign_space_from_dict(data: Any, source: str = "space") -> CodesignSpace:
             verify_designs=int(verify.get("designs", 2)),
             verify_epochs=int(verify.get("epochs", 8)),
             bn_images=int(data.get("bn_images", 300)),
+            train_images=int(data.get("train_images", 0)),
             source=source,
         )
     except (TypeError, ValueError) as e:
@@ -209,6 +220,7 @@ def codesign_space_from_dict(data: Any, source: str = "space") -> CodesignSpace:
         ("verify.designs", space.verify_designs, 0),
         ("verify.epochs", space.verify_epochs, 1),
         ("bn_images", space.bn_images, 1),
+        ("train_images", space.train_images, 0),
     ):
         if v < lo:
             raise ConfigError(f"{source}: {name} must be >= {lo}, got {v}")

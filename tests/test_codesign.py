@@ -1,0 +1,272 @@
+"""The co-design loop: supernet weight sharing, the joint space, design evaluation, the search."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+
+from edgecnn.errors import ConfigError
+from edgecnn.models import supernet as sn
+from edgecnn.studies import codesign as cd
+from edgecnn.studies.codesign_space import (
+    codesign_space_from_dict,
+    decode,
+    largest_genome,
+    load_codesign_space,
+)
+
+SMALL = {
+    "network": {"bits": ["int8", "int4", "fp16"], "prune": [0.0, 0.5]},
+    "accelerator": {
+        "base": "seed-chip",
+        "array": ["8x8", "16x16"],
+        "sram_kb": [64, 256],
+        "dataflow": ["os", "ws"],
+        "winograd": ["none", "F2"],
+        "precisions": ["int8", "int8+fp16"],
+    },
+    "supernet": {"epochs": 1, "random_subnets": 1},
+    "search": {"population": 4, "generations": 1},
+    "verify": {"designs": 1, "epochs": 1},
+    "bn_images": 64,
+    "train_images": 128,
+}
+
+
+@pytest.fixture(scope="module")
+def supernet():
+    torch.manual_seed(0)
+    net = sn.ElasticSuperNet()
+    x, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    sn.train_supernet(net, x, y, epochs=1, batch_size=32, random_subnets=1)
+    return net
+
+
+def test_extracted_subnets_compute_exactly_what_the_supernet_computes(supernet):
+    rng = random.Random(3)
+    x = torch.randn(3, 1, 28, 28)
+    for _ in range(6):
+        cfg = sn.random_config(rng)
+        cfg = sn.prune_hidden(supernet, cfg, (0.25, 0.0, 0.5))
+        sub = sn.extract_subnet(supernet, cfg).eval()
+        xi = sn.resize(x, cfg.resolution)
+        with torch.no_grad():
+            assert torch.allclose(supernet(xi, cfg), sub(xi), atol=1e-5)
+
+
+def test_a_3x3_kernel_is_the_centre_of_the_shared_5x5(supernet):
+    cfg = sn.replace(sn.smallest_config(), kernels=(3, 3, 3))
+    sub = sn.extract_subnet(supernet, cfg)
+    w5 = supernet.stages[0][0].dw
+    assert torch.equal(
+        sub.stages[0][0].dw.weight, w5[: sub.stages[0][0].dw.out_channels, :, 1:4, 1:4]
+    )
+
+
+def test_pruning_keeps_the_most_important_hidden_channels(supernet):
+    cfg = sn.largest_config()
+    pruned = sn.prune_hidden(supernet, cfg, (0.5, 0.5, 0.5))
+    b = supernet.stages[0][0]
+    cin = sn.STEM_CHANNELS
+    hidden = cin * max(sn.EXPANDS)
+    score = b.expand[:, :cin].abs().sum((1, 2, 3)) * b.project[: cfg.stage_channels()[0]].abs().sum(
+        (0, 2, 3)
+    )
+    want = set(torch.topk(score, hidden // 2).indices.tolist())
+    assert set(pruned.hidden()[0]) == want
+    assert all(len(k) == len(h) // 2 for k, h in zip(pruned.hidden(), cfg.hidden(), strict=True))
+
+
+def test_subnet_macs_follow_the_closed_form():
+    from edgecnn.analysis import profile
+    from edgecnn.models.resolve import load_graph
+
+    cfg = sn.smallest_config()
+    r = cfg.resolution
+    h = (r + 1) // 2  # stem stride 2, padding 1
+    macs = h * h * sn.STEM_CHANNELS * 9
+    size = h
+    for _s, _i, cin, cout, stride, k in cfg.blocks():
+        hidden = cin * min(sn.EXPANDS)
+        macs += size * size * cin * hidden
+        out = (size + 2 * (k // 2) - k) // stride + 1
+        macs += out * out * hidden * k * k + out * out * hidden * cout
+        size = out
+    macs += cfg.stage_channels()[-1] * sn.NUM_CLASSES
+    got = profile(load_graph(sn.SubNet(cfg), (1, 1, r, r))).totals.macs
+    assert got == macs
+
+
+def test_space_decodes_and_refuses_bad_values():
+    space = codesign_space_from_dict(SMALL)
+    g = largest_genome(space)
+    d = decode(space, g)
+    assert d.subnet.depths == (sn.MAX_DEPTH,) * sn.STAGES and d.prune == (0.0,) * sn.STAGES
+    assert d.bits == ("int8",) * sn.STAGES
+    with pytest.raises(ConfigError, match="does not fit"):
+        decode(space, [99] * len(g))
+    with pytest.raises(ConfigError, match="not supported"):
+        codesign_space_from_dict({**SMALL, "network": {"kernel": [7]}})
+    with pytest.raises(ConfigError, match="int8"):
+        codesign_space_from_dict(
+            {**SMALL, "accelerator": {**SMALL["accelerator"], "precisions": ["fp16"]}}
+        )
+    with pytest.raises(ConfigError, match="unknown keys"):
+        codesign_space_from_dict({**SMALL, "nets": {}})
+    assert load_codesign_space().population >= 4  # the built-in example parses
+
+
+def test_fp16_falls_back_to_int8_without_an_fp16_datapath():
+    space = codesign_space_from_dict(SMALL)
+    g = largest_genome(space)
+    bits_gene = 4  # stage 0: depth, width, kernel, expand, bits
+    g[bits_gene] = space.network["bits"].index("fp16")
+    prec_gene = len(g) - 1
+    g[prec_gene] = space.accelerator["precisions"].index("int8")
+    assert decode(space, g).effective_bits()[0] == "int8"
+    g[prec_gene] = space.accelerator["precisions"].index("int8+fp16")
+    assert decode(space, g).effective_bits()[0] == "fp16"
+
+
+def test_weight_quantization_levels():
+    net = sn.SubNet(sn.largest_config())
+    cd.quantize_weights(net, ("int4", "fp16", "int8"))
+    w4 = net.stages[0][0].expand.weight.flatten(1)
+    assert all(len(torch.unique(row)) <= 16 for row in w4)
+    wh = net.stages[1][0].expand.weight
+    assert torch.equal(wh, wh.half().float())
+    w8 = net.stages[2][0].expand.weight.flatten(1)
+    assert max(len(torch.unique(row)) for row in w8) > 16
+
+
+def test_all_int8_design_costs_equal_one_int8_simulation(supernet):
+    from edgecnn.hardware.config import load_accelerator
+    from edgecnn.hardware.explore import point_accelerator
+    from edgecnn.hardware.simulate import SimOptions, simulate
+    from edgecnn.hardware.workload import build_workload
+    from edgecnn.models.resolve import load_graph
+
+    space = codesign_space_from_dict(SMALL)
+    d = decode(space, largest_genome(space))
+    net = sn.extract_subnet(supernet, d.subnet)
+    base = load_accelerator("seed-chip")
+    m = cd.hardware_metrics(net, d, base, "latency")
+    accel, _ = point_accelerator(base, {**d.accel_point, "precision": "int8"})
+    accel = accel.replace(precisions=d.accel_precisions, precision="int8")
+    r = d.subnet.resolution
+    ref = simulate(
+        build_workload(load_graph(net, (1, 1, r, r))), accel, SimOptions(precision="int8")
+    )
+    assert m["cycles"] == ref.totals["cycles"]
+    assert m["energy_mj"] == pytest.approx(ref.totals["energy_j"] * 1e3)
+
+
+def _row(i, *objs):
+    return {"id": str(i), **dict(zip(cd.OBJECTIVES, objs, strict=True)), "accuracy": 1 - objs[0]}
+
+
+def test_pareto_hypervolume_and_coverage():
+    a = _row(1, 0.0, 0.0, 0.0, 0.0)
+    b = _row(2, 1.0, 1.0, 1.0, 1.0)
+    c = _row(3, 0.5, 1.0, 1.0, 1.0)
+    assert cd.pareto([a, b, c]) == [a]
+    assert cd.pareto([b, c]) == [c]
+    norm = cd.Normaliser([a, b])
+    assert cd.hypervolume([a], norm) == pytest.approx(1.1**4)
+    assert cd.hypervolume([b], norm) == pytest.approx(0.1**4)
+    # two non-dominated points: inclusion-exclusion in 4D
+    p = _row(4, 0.0, 1.0, 0.0, 0.0)
+    q = _row(5, 1.0, 0.0, 0.0, 0.0)
+    hv = cd.hypervolume([p, q], norm)
+    assert hv == pytest.approx(2 * 0.1 * 1.1**3 - 0.1 * 0.1 * 1.1**2)
+    assert cd.coverage([a], [b, c]) == 1.0 and cd.coverage([c], [a]) == 0.0
+
+
+def test_best_is_the_most_accurate_within_the_budget():
+    rows = [_row(1, 0.01, 5.0, 1, 1), _row(2, 0.02, 2.0, 1, 1), _row(3, 0.05, 1.0, 1, 1)]
+    assert cd.select_best(rows, {"latency_ms": 3.0})["id"] == "2"
+    assert cd.select_best(rows, {"latency_ms": 0.5}) is None
+
+
+class _FakeRunner:
+    """Closed-form objectives of a genome: NSGA-II must keep fixed genes and see every row."""
+
+    def __init__(self):
+        self.calls = []
+
+    def evaluate(self, genomes, on_done=None):
+        rows = []
+        for g in genomes:
+            s = sum(g)
+            rows.append(
+                {
+                    "id": json.dumps(g),
+                    "genome": list(g),
+                    **dict(zip(cd.OBJECTIVES, (1 / (1 + s), s, s, s), strict=True)),
+                    "accuracy": 0,
+                }
+            )
+        self.calls.append(len(genomes))
+        return rows
+
+
+def test_nsga2_respects_fixed_genes_and_budget():
+    space = codesign_space_from_dict({**SMALL, "search": {"population": 6, "generations": 3}})
+    fixed = {0: 2, 1: 1}
+    runner = _FakeRunner()
+    rows = cd.nsga2(runner, space, {"latency_ms": 10.0}, 3, fixed, seed=1)
+    assert len(runner.calls) == 3 and sum(runner.calls) == len(rows)
+    assert all(r["genome"][0] == 2 and r["genome"][1] == 1 for r in rows)
+    sizes = space.gene_sizes
+    assert all(0 <= v < n for r in rows for v, n in zip(r["genome"], sizes, strict=True))
+
+
+def test_evaluations_resume_and_ignore_torn_lines(tmp_path):
+    p = tmp_path / "e.jsonl"
+    ev = cd.Evaluations(p, "ctx")
+    ev.add({"genome": [1, 2], "x": 1})
+    with open(p, "a") as f:
+        f.write('{"genome": [3')  # torn
+    again = cd.Evaluations(p, "ctx")
+    assert again.resumed == 1 and again.genome_id([1, 2]) in again.rows
+    assert cd.Evaluations(p, "other").resumed == 0  # another run's rows are not reused
+
+
+def test_codesign_cli_end_to_end_and_resume(tmp_path, capsys):
+    import yaml
+
+    from cli_helpers import run_cli
+
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(SMALL))
+    out = tmp_path / "cd"
+    argv = ["codesign", "--space", str(space), "--data", "digits", "--out", str(out)]
+    code, stdout, err = run_cli([*argv, "--workers", "1", "--json"], capsys)
+    assert code == 0, err
+    d = json.loads(stdout)
+    assert d["kind"] == "codesign" and d["joint_front"]
+    for f in d["joint_front"]:
+        assert 0 <= f["accuracy"] <= 1 and f["latency_ms"] > 0 and f["energy_mj"] > 0
+    assert set(d["hypervolume"]) == {"joint", "network_first", "hardware_first"}
+    assert len(d["verification"]) == 1
+    assert (out / "report.html").stat().st_size > 1000 and (out / "front.png").is_file()
+    assert "Co-design" in (out / "report.html").read_text()
+    # resume: the supernet is reused and every design comes from the results file
+    code, stdout, err = run_cli([*argv, "--workers", "1", "--json"], capsys)
+    assert code == 0, err
+    d2 = json.loads(stdout)
+    assert d2["supernet_reused"] and d2["evaluations_resumed"] == d["evaluations"]
+    assert d2["hypervolume"] == d["hypervolume"]
+
+
+def test_codesign_bad_space_is_one_line(tmp_path, capsys):
+    from cli_helpers import run_cli
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("network: {kernel: [9]}\naccelerator: {array: [8x8], sram_kb: [64]}\n")
+    code, _, err = run_cli(["codesign", "--space", str(bad), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "kernel" in err and "Traceback" not in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o" / "codesign.json").exists()
