@@ -144,6 +144,47 @@ def smallest_config(in_channels: int = 1) -> SubnetConfig:
     )
 
 
+@dataclass(frozen=True)
+class ElasticChoices:
+    """The values a search may pick per stage (a subset of the supernet's), for training."""
+
+    depths: tuple[int, ...] = tuple(range(1, MAX_DEPTH + 1))
+    widths: tuple[float, ...] = WIDTHS
+    kernels: tuple[int, ...] = KERNELS
+    expands: tuple[int, ...] = EXPANDS
+    resolutions: tuple[int, ...] = RESOLUTIONS
+
+    def largest(self, in_channels: int = 1) -> SubnetConfig:
+        return SubnetConfig(
+            depths=(max(self.depths),) * STAGES,
+            widths=(max(self.widths),) * STAGES,
+            kernels=(max(self.kernels),) * STAGES,
+            expands=(max(self.expands),) * STAGES,
+            resolution=max(self.resolutions),
+            in_channels=in_channels,
+        )
+
+    def smallest(self, in_channels: int = 1) -> SubnetConfig:
+        return SubnetConfig(
+            depths=(min(self.depths),) * STAGES,
+            widths=(min(self.widths),) * STAGES,
+            kernels=(min(self.kernels),) * STAGES,
+            expands=(min(self.expands),) * STAGES,
+            resolution=min(self.resolutions),
+            in_channels=in_channels,
+        )
+
+    def sample(self, rng: random.Random, in_channels: int = 1) -> SubnetConfig:
+        return SubnetConfig(
+            depths=tuple(rng.choice(self.depths) for _ in range(STAGES)),
+            widths=tuple(rng.choice(self.widths) for _ in range(STAGES)),
+            kernels=tuple(rng.choice(self.kernels) for _ in range(STAGES)),
+            expands=tuple(rng.choice(self.expands) for _ in range(STAGES)),
+            resolution=rng.choice(self.resolutions),
+            in_channels=in_channels,
+        )
+
+
 def random_config(rng: random.Random, in_channels: int = 1) -> SubnetConfig:
     return SubnetConfig(
         depths=tuple(rng.randint(1, MAX_DEPTH) for _ in range(STAGES)),
@@ -372,13 +413,16 @@ def train_supernet(
     y: Tensor,
     epochs: int = 6,
     lr: float = 3e-3,
-    batch_size: int = 128,
+    batch_size: int = 64,
     random_subnets: int = 2,
     seed: int = 0,
     on_epoch=None,
+    choices: ElasticChoices | None = None,
 ) -> SupernetTraining:
-    """Sandwich-rule training: each step sums the losses of the largest, the smallest and
-    ``random_subnets`` random subnets (each at its own resolution); Adam, cosine schedule."""
+    """Sandwich-rule training with in-place distillation (OFA, BigNAS): each step trains the
+    largest subnet on the labels and the smallest plus ``random_subnets`` random subnets on the
+    largest's soft predictions (each subnet at its own resolution); Adam, cosine schedule.
+    ``choices`` restricts the subnets trained to a search space (default: every subnet)."""
     import time
 
     torch.manual_seed(seed)
@@ -386,7 +430,8 @@ def train_supernet(
     opt = torch.optim.Adam(supernet.parameters(), lr=lr)
     steps_per_epoch = (len(y) + batch_size - 1) // batch_size
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * steps_per_epoch)
-    big, small = largest_config(supernet.in_channels), smallest_config(supernet.in_channels)
+    ch = choices or ElasticChoices()
+    big, small = ch.largest(supernet.in_channels), ch.smallest(supernet.in_channels)
     t0 = time.perf_counter()
     steps = 0
     supernet.train()
@@ -397,11 +442,15 @@ def train_supernet(
             idx = perm[j : j + batch_size]
             xb, yb = x[idx], y[idx]
             opt.zero_grad()
-            cfgs = [big, small] + [
-                random_config(rng, supernet.in_channels) for _ in range(random_subnets)
+            cfgs = [small] + [
+                ch.sample(rng, supernet.in_channels) for _ in range(random_subnets)
             ]
-            for cfg in cfgs:
-                F.cross_entropy(supernet(resize(xb, cfg.resolution), cfg), yb).backward()
+            logits = supernet(resize(xb, big.resolution), big)
+            F.cross_entropy(logits, yb).backward()
+            soft = F.softmax(logits.detach(), 1)
+            for cfg in cfgs:  # in-place distillation: the largest subnet teaches the others
+                out = supernet(resize(xb, cfg.resolution), cfg)
+                F.cross_entropy(out, soft).backward()
             opt.step()
             sched.step()
             steps += 1

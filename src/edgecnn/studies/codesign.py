@@ -510,6 +510,8 @@ def supernet_settings(space: CodesignSpace, data: str) -> dict[str, Any]:
         "lr": space.supernet_lr,
         "seed": space.seed,
         "train_images": space.train_images,
+        "choices": asdict(network_choices(space)),
+        "distillation": "in-place",
         "arch": [
             sn.STAGES,
             sn.MAX_DEPTH,
@@ -518,6 +520,18 @@ def supernet_settings(space: CodesignSpace, data: str) -> dict[str, Any]:
             list(sn.KERNELS),
         ],
     }
+
+
+def network_choices(space: CodesignSpace) -> sn.ElasticChoices:
+    """The supernet subnets the space can pick (what the supernet is trained on)."""
+    n = space.network
+    return sn.ElasticChoices(
+        depths=tuple(n["depth"]),
+        widths=tuple(float(w) for w in n["width"]),
+        kernels=tuple(n["kernel"]),
+        expands=tuple(n["expand"]),
+        resolutions=tuple(n["resolution"]),
+    )
 
 
 def load_supernet(path: Path, in_channels: int) -> sn.ElasticSuperNet:
@@ -560,6 +574,7 @@ def prepare_supernet(
         random_subnets=space.random_subnets,
         seed=space.seed,
         on_epoch=on_epoch,
+        choices=network_choices(space),
     ).to_dict()
     import io
 
