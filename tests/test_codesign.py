@@ -270,3 +270,13 @@ def test_codesign_bad_space_is_one_line(tmp_path, capsys):
     code, _, err = run_cli(["codesign", "--space", str(bad), "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "kernel" in err and "Traceback" not in err and len(err.splitlines()) == 1
     assert not (tmp_path / "o" / "codesign.json").exists()
+
+
+def test_elastic_pruning_drops_trailing_hidden_channels_and_is_trained(supernet):
+    cfg = sn.largest_config()
+    cut = sn.drop_hidden(cfg, (0.5, 0.25, 0.0))
+    for (s, *_), k, full in zip(cut.blocks(), cut.hidden(), cfg.hidden(), strict=True):
+        assert k == full[: sn.pruned_hidden_count(len(full), (0.5, 0.25, 0.0)[s])]
+    assert sn.drop_hidden(cfg, (0.0,) * sn.STAGES) is cfg
+    ch = sn.ElasticChoices(prunes=(0.0, 0.5))
+    assert ch.smallest().hidden()[0] == list(range(sn.STEM_CHANNELS * min(sn.EXPANDS) // 2))

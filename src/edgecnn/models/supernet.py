@@ -20,8 +20,11 @@ every step, :func:`train_supernet`).
 :func:`extract_subnet` copies a subnet's slices into a plain :class:`SubNet` of ordinary
 ``Conv2d``/``BatchNorm2d`` layers (what the frontends, the accelerator model and the runtimes
 read); ``SubNet(config)`` built fresh is the same architecture with random weights (the
-from-scratch retraining check). ``hidden_keep`` in a config (from channel pruning) keeps
-chosen hidden channels of each block instead of the first ones.
+from-scratch retraining check). Pruning of hidden channels has two forms: :func:`drop_hidden`
+keeps the first ``(1 - r)`` of them (elastic, trained by the supernet when its choices include
+pruning ratios; what ``codesign`` uses) and :func:`prune_hidden` keeps the ``(1 - r)`` most
+important by L1 norm (one-shot pruning of a trained network); ``hidden_keep`` in a config holds
+the kept indices.
 """
 
 from __future__ import annotations
@@ -153,9 +156,10 @@ class ElasticChoices:
     kernels: tuple[int, ...] = KERNELS
     expands: tuple[int, ...] = EXPANDS
     resolutions: tuple[int, ...] = RESOLUTIONS
+    prunes: tuple[float, ...] = (0.0,)
 
     def largest(self, in_channels: int = 1) -> SubnetConfig:
-        return SubnetConfig(
+        cfg = SubnetConfig(
             depths=(max(self.depths),) * STAGES,
             widths=(max(self.widths),) * STAGES,
             kernels=(max(self.kernels),) * STAGES,
@@ -163,9 +167,10 @@ class ElasticChoices:
             resolution=max(self.resolutions),
             in_channels=in_channels,
         )
+        return drop_hidden(cfg, (min(self.prunes),) * STAGES)
 
     def smallest(self, in_channels: int = 1) -> SubnetConfig:
-        return SubnetConfig(
+        cfg = SubnetConfig(
             depths=(min(self.depths),) * STAGES,
             widths=(min(self.widths),) * STAGES,
             kernels=(min(self.kernels),) * STAGES,
@@ -173,9 +178,10 @@ class ElasticChoices:
             resolution=min(self.resolutions),
             in_channels=in_channels,
         )
+        return drop_hidden(cfg, (max(self.prunes),) * STAGES)
 
     def sample(self, rng: random.Random, in_channels: int = 1) -> SubnetConfig:
-        return SubnetConfig(
+        cfg = SubnetConfig(
             depths=tuple(rng.choice(self.depths) for _ in range(STAGES)),
             widths=tuple(rng.choice(self.widths) for _ in range(STAGES)),
             kernels=tuple(rng.choice(self.kernels) for _ in range(STAGES)),
@@ -183,6 +189,29 @@ class ElasticChoices:
             resolution=rng.choice(self.resolutions),
             in_channels=in_channels,
         )
+        return drop_hidden(cfg, tuple(rng.choice(self.prunes) for _ in range(STAGES)))
+
+
+def pruned_hidden_count(hidden: int, ratio: float) -> int:
+    """Hidden channels kept when a fraction ``ratio`` is pruned: ``round((1 - r) * n)``, >= 1."""
+    return max(1, round((1 - ratio) * hidden))
+
+
+def drop_hidden(config: SubnetConfig, ratios: tuple[float, ...]) -> SubnetConfig:
+    """``config`` with each block's trailing hidden channels dropped by its stage's ratio.
+
+    The elastic-width form of structured pruning (as OFA's elastic expansion): the supernet
+    trains its subnets with these counts, so the first channels are the ones it keeps. Ratio 0
+    everywhere returns ``config`` unchanged."""
+    if len(ratios) != STAGES or any(not 0 <= r < 1 for r in ratios):
+        raise ConfigError(f"pruning ratios need {STAGES} values in [0, 1), got {ratios}")
+    if all(r == 0 for r in ratios):
+        return config
+    keep = [
+        tuple(k[: pruned_hidden_count(len(k), ratios[b[0]])])
+        for b, k in zip(config.blocks(), config.hidden(), strict=True)
+    ]
+    return replace(config, hidden_keep=tuple(keep))
 
 
 def random_config(rng: random.Random, in_channels: int = 1) -> SubnetConfig:
@@ -379,7 +408,7 @@ def prune_hidden(supernet: ElasticSuperNet, config: SubnetConfig, ratios: tuple[
             score = b.expand[h][:, :cin].abs().sum((1, 2, 3)) * b.project[:cout][:, h].abs().sum(
                 (0, 2, 3)
             )
-        n = max(1, round((1 - ratios[s]) * len(keep)))
+        n = pruned_hidden_count(len(keep), ratios[s])
         best = torch.topk(score, n).indices.sort().values
         keep_all.append(tuple(int(keep[j]) for j in best))
     return replace(config, hidden_keep=tuple(keep_all))
@@ -442,9 +471,7 @@ def train_supernet(
             idx = perm[j : j + batch_size]
             xb, yb = x[idx], y[idx]
             opt.zero_grad()
-            cfgs = [small] + [
-                ch.sample(rng, supernet.in_channels) for _ in range(random_subnets)
-            ]
+            cfgs = [small] + [ch.sample(rng, supernet.in_channels) for _ in range(random_subnets)]
             logits = supernet(resize(xb, big.resolution), big)
             F.cross_entropy(logits, yb).backward()
             soft = F.softmax(logits.detach(), 1)

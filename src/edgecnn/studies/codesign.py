@@ -3,8 +3,9 @@
 1. **Supernet** (:mod:`edgecnn.models.supernet`): trained once on the training split (sandwich
    rule), saved as ``supernet.pt`` (a state dict, loaded with ``weights_only=True``) and reused
    by every search of the run and by a resumed run.
-2. **Evaluating a design** (:func:`evaluate_design`): the subnet is extracted from the supernet,
-   its hidden channels pruned (L1 importance), its BatchNorm statistics re-estimated on
+2. **Evaluating a design** (:func:`evaluate_design`): the subnet is extracted from the supernet
+   with its stages' pruning ratios applied to the hidden channels (the elastic form,
+   :func:`edgecnn.models.supernet.drop_hidden`, which the supernet trains), its BatchNorm statistics re-estimated on
    ``bn_images`` training images, BN folded, weights quantized per stage; accuracy is measured on
    the test split. The accelerator point is simulated (:func:`edgecnn.hardware.simulate`, tiled
    cycle model) once per precision the design uses, each layer taking the result of its stage's
@@ -38,7 +39,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -122,9 +123,7 @@ def design_network(
     supernet: sn.ElasticSuperNet, design: Design
 ) -> tuple[sn.SubnetConfig, nn.Module]:
     """The design's (pruned) subnet config and its module with the supernet's weights."""
-    cfg = design.subnet
-    if any(p > 0 for p in design.prune):
-        cfg = sn.prune_hidden(supernet, cfg, design.prune)
+    cfg = sn.drop_hidden(design.subnet, design.prune)
     return cfg, sn.extract_subnet(supernet, cfg)
 
 
@@ -531,6 +530,7 @@ def network_choices(space: CodesignSpace) -> sn.ElasticChoices:
         kernels=tuple(n["kernel"]),
         expands=tuple(n["expand"]),
         resolutions=tuple(n["resolution"]),
+        prunes=tuple(float(p) for p in n["prune"]),
     )
 
 
@@ -819,13 +819,7 @@ def verify_design(
 
     splits = load_data(data)
     design = decode(space, row["genome"])
-    cfg = design.subnet
-    if any(p > 0 for p in design.prune):  # the pruned widths (fresh weights: indices irrelevant)
-        counts = [
-            max(1, round((1 - design.prune[b[0]]) * len(k)))
-            for b, k in zip(cfg.blocks(), cfg.hidden(), strict=True)
-        ]
-        cfg = replace(cfg, hidden_keep=tuple(tuple(range(n)) for n in counts))
+    cfg = sn.drop_hidden(design.subnet, design.prune)  # fresh weights, the same widths
     torch.manual_seed(space.seed)
     net = sn.SubNet(cfg)
     t0 = time.perf_counter()
