@@ -434,9 +434,12 @@ def nsga2(
     fixed: dict[int, int] | None = None,
     seed: int = 0,
     on_done: Callable[[int], None] | None = None,
+    start: Sequence[int] | None = None,
 ) -> list[dict[str, Any]]:
     """NSGA-II over the genes not in ``fixed`` (gene index -> value); returns every row it
-    evaluated (population x generations, duplicates removed by pymoo)."""
+    evaluated (population x generations, duplicates removed by pymoo). ``start`` (a full
+    genome) replaces one random member of the first population (every search of a run starts
+    from the same reference design, so the baselines and the joint search share it)."""
     from pymoo.algorithms.moo.nsga2 import NSGA2
     from pymoo.core.evaluator import Evaluator
     from pymoo.core.problem import Problem
@@ -444,7 +447,6 @@ def nsga2(
     from pymoo.operators.crossover.sbx import SBX
     from pymoo.operators.mutation.pm import PM
     from pymoo.operators.repair.rounding import RoundingRepair
-    from pymoo.operators.sampling.rnd import IntegerRandomSampling
     from pymoo.problems.static import StaticProblem
 
     fixed = fixed or {}
@@ -457,9 +459,13 @@ def nsga2(
     problem = Problem(
         n_var=len(free), n_obj=len(OBJECTIVES), n_ieq_constr=n_constr, xl=0.0, xu=xu, vtype=int
     )
+    rng = np.random.default_rng(seed)
+    x0 = np.stack([rng.integers(0, int(u) + 1, space.population) for u in xu], axis=1)
+    if start is not None:
+        x0[0] = [start[i] for i in free]
     algo = NSGA2(
         pop_size=space.population,
-        sampling=IntegerRandomSampling(),
+        sampling=x0.astype(float),
         crossover=SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
         mutation=PM(eta=20, vtype=float, repair=RoundingRepair()),
         eliminate_duplicates=True,
@@ -696,16 +702,18 @@ def run_codesign(
     runner = Runner(space, sup_path, data, evals, workers, ray_address)
     try:
         t0 = time.perf_counter()
-        joint = nsga2(runner, space, budget, G, seed=space.seed, on_done=tick)
+        ref = largest_genome(space)
+        joint = nsga2(runner, space, budget, G, seed=space.seed, on_done=tick, start=ref)
         t_joint = time.perf_counter() - t0
         t0 = time.perf_counter()
         n_net = space.n_network_genes
         n_all = len(space.gene_sizes)
-        ref = largest_genome(space)
         net_idx = range(n_net)
         acc_idx = range(n_net, n_all)
         # network first: network on the reference accelerator, then the accelerator for the best
-        s1 = nsga2(runner, space, budget, half, {i: ref[i] for i in acc_idx}, space.seed + 1, tick)
+        s1 = nsga2(
+            runner, space, budget, half, {i: ref[i] for i in acc_idx}, space.seed + 1, tick, ref
+        )
         best1 = select_best(s1, budget) or min(s1, key=lambda r: objectives(r)[0])
         s2 = nsga2(
             runner,
@@ -715,10 +723,13 @@ def run_codesign(
             {i: best1["genome"][i] for i in net_idx},
             space.seed + 2,
             tick,
+            best1["genome"],
         )
         net_first = s1 + s2
         # hardware first: accelerator for the reference network, then the network for the best
-        h1 = nsga2(runner, space, budget, half, {i: ref[i] for i in net_idx}, space.seed + 3, tick)
+        h1 = nsga2(
+            runner, space, budget, half, {i: ref[i] for i in net_idx}, space.seed + 3, tick, ref
+        )
         best_h = select_best(h1, budget) or min(h1, key=lambda r: objectives(r)[1])
         h2 = nsga2(
             runner,
@@ -728,6 +739,7 @@ def run_codesign(
             {i: best_h["genome"][i] for i in acc_idx},
             space.seed + 4,
             tick,
+            best_h["genome"],
         )
         hw_first = h1 + h2
         t_baselines = time.perf_counter() - t0
