@@ -53,6 +53,19 @@ class Backend:
     convert: Callable[..., Path]
     load: Callable[[Path, int], Runner]
     batch1_only: bool = False
+    distributions: tuple[str, ...] = ()  #: pip distributions whose versions are recorded
+
+    def versions(self) -> dict[str, str]:
+        """Installed versions of :attr:`distributions` (missing ones omitted)."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        out = {}
+        for d in self.distributions:
+            try:
+                out[d] = version(d)
+            except PackageNotFoundError:
+                pass
+        return out
 
     def available(self) -> str | None:
         """None when the runtime imports, else the reason (one line)."""
@@ -88,7 +101,15 @@ def _build_registry() -> dict[str, Backend]:
     from edgecnn.runtime.backends import ncnn, openvino, ort, tflite, tvm
 
     backends = [
-        Backend("ort", "ONNX Runtime", ("onnxruntime",), ("fp32", "int8"), ort.convert, ort.load),
+        Backend(
+            "ort",
+            "ONNX Runtime",
+            ("onnxruntime",),
+            ("fp32", "int8"),
+            ort.convert,
+            ort.load,
+            distributions=("onnxruntime",),
+        ),
         Backend(
             "openvino",
             "OpenVINO",
@@ -96,6 +117,7 @@ def _build_registry() -> dict[str, Backend]:
             ("fp32", "int8"),
             openvino.convert,
             openvino.load,
+            distributions=("openvino",),
         ),
         Backend(
             "tflite",
@@ -104,6 +126,7 @@ def _build_registry() -> dict[str, Backend]:
             ("fp32",),
             tflite.convert,
             tflite.load,
+            distributions=("litert-torch", "ai-edge-litert"),
         ),
         Backend(
             "ncnn",
@@ -113,8 +136,17 @@ def _build_registry() -> dict[str, Backend]:
             ncnn.convert,
             ncnn.load,
             batch1_only=True,
+            distributions=("pnnx", "ncnn"),
         ),
-        Backend("tvm", "TVM (relax, llvm)", ("tvm",), ("fp32",), tvm.convert, tvm.load),
+        Backend(
+            "tvm",
+            "TVM (relax, llvm)",
+            ("tvm",),
+            ("fp32",),
+            tvm.convert,
+            tvm.load,
+            distributions=("apache-tvm",),
+        ),
     ]
     return {b.name: b for b in backends}
 
