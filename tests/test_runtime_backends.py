@@ -87,7 +87,9 @@ def test_missing_runtime_is_reported(monkeypatch):
 
 def test_int8_refused_where_unsupported():
     for name in ("tvm", "ncnn", "tflite"):
-        with pytest.raises(ConfigError, match=f"runtime '{name}' does not support --precision int8"):
+        with pytest.raises(
+            ConfigError, match=f"runtime '{name}' does not support --precision int8"
+        ):
             BACKENDS[name].check_precision("int8")
     BACKENDS["ort"].check_precision("int8")
     BACKENDS["openvino"].check_precision("int8")

@@ -100,12 +100,16 @@ def run_deploy(
     runs: int = 50,
     warmup: int = 5,
     input_shape: Sequence[int] | None = None,
-    data: str = "mnist",
+    data: object = "mnist",
     calib_samples: int = 200,
     eval_samples: int = 500,
     on_step: Callable[[str], None] | None = None,
 ) -> DeployResult:
-    """Convert ``source`` for ``runtime`` into ``out_dir`` (an existing, empty directory)."""
+    """Convert ``source`` for ``runtime`` into ``out_dir`` (an existing, empty directory).
+
+    ``data`` (int8 only): a ``--data`` spec (``mnist``, ``digits``, a folder) or loaded
+    :class:`~edgecnn.data.loaders.DataSplits`.
+    """
     from edgecnn.models.resolve import resolve_model
     from edgecnn.runtime.environment import environment_info
     from edgecnn.runtime.export import export_onnx
@@ -127,10 +131,13 @@ def run_deploy(
     )
     splits = None
     if precision == "int8":
-        from edgecnn.data.loaders import check_input_shape, load_data
+        from edgecnn.data.loaders import DataSplits, check_input_shape, load_data
 
-        step(f"loading calibration data '{data}'")
-        splits = load_data(data)
+        if isinstance(data, DataSplits):
+            splits = data
+        else:
+            step(f"loading calibration data '{data}'")
+            splits = load_data(str(data))
         check_input_shape(rm.input_shape, splits)
     out = Path(out_dir)
     stem = artifact_stem(rm.name)
@@ -188,7 +195,7 @@ def run_deploy(
 
         int8_kernels = {
             **(int8_kernels or {}),
-            "openvino_8bit_layers": low_precision_kernels(artifact),
+            "openvino_8bit_convs": low_precision_kernels(artifact),
         }
     step("checking the output against PyTorch")
     if splits is not None:

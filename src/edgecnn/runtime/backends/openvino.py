@@ -59,13 +59,16 @@ def load(artifact: Path, threads: int) -> Runner:
 
 
 def low_precision_kernels(artifact: Path) -> int:
-    """How many layers of the compiled model run in an 8-bit precision (u8/i8) on the CPU."""
+    """How many convolutions of the compiled model run in an 8-bit precision (u8/i8) on the CPU
+    (``runtimePrecision`` of the CPU plugin's executable graph)."""
     import openvino as ov
 
     compiled = ov.Core().compile_model(str(artifact), "CPU", {"INFERENCE_NUM_THREADS": 1})
     n = 0
     for op in compiled.get_runtime_model().get_ordered_ops():
         info = op.get_rt_info()
-        prec = str(info["runtimePrecision"]) if "runtimePrecision" in info else ""
-        n += prec in ("u8", "i8")
+        if "runtimePrecision" not in info or "layerType" not in info:
+            continue
+        prec = info["runtimePrecision"].astype(str)
+        n += info["layerType"].astype(str) == "Convolution" and prec in ("u8", "i8")
     return n
