@@ -70,6 +70,11 @@ def test_deploy_cli_writes_dir_and_json(tmp_path, capsys):
     assert (out / d["artifact"]).stat().st_size == d["artifacts"][d["artifact"]]
     assert d["check"]["passed"] and d["check"]["relative_error"] < 1e-4
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dir left
+    from edgecnn.report.html import render_report
+    from edgecnn.report.kinds import load_results
+
+    page = render_report(load_results([out / "deploy.json"]))
+    assert "Deployment (runtime conversions)" in page and d["artifact"] in page
 
 
 def test_deploy_missing_runtime_is_one_line(tmp_path, capsys, monkeypatch):
@@ -142,6 +147,18 @@ def test_bench_runtime_all_skips_missing_runtimes(capsys, monkeypatch):
     skipped = {s["runtime"]: s["reason"] for s in d["skipped"]}
     assert set(skipped) == {"openvino", "tflite", "ncnn", "tvm"}
     assert all("pip install -e '.[runtimes]'" in r for r in skipped.values())
+    from edgecnn.report.html import render_report
+    from edgecnn.report.kinds import validate
+
+    page = render_report([validate(d, "bench --runtime all")])
+    assert "Measured latency across runtimes" in page and "skipped tvm" in page
+
+
+def test_every_kind_has_a_report_section():
+    from edgecnn.report.kinds import SECTIONS
+    from edgecnn.schema import REQUIRED_KEYS, ResultKind
+
+    assert set(SECTIONS) == set(ResultKind) == set(REQUIRED_KEYS)
 
 
 def test_bench_named_missing_runtime_is_one_line(capsys, monkeypatch):
