@@ -35,6 +35,8 @@ class ResultKind(str, Enum):
     ENVIRONMENT = "environment"
     VALIDATE = "validate"
     CODESIGN = "codesign"
+    DEPLOY = "deploy"
+    RUNTIME_BENCH = "runtime_bench"
 
 
 #: Top-level keys each kind must carry (besides ``kind``).
@@ -60,6 +62,8 @@ REQUIRED_KEYS: dict[ResultKind, tuple[str, ...]] = {
     ResultKind.EXPORT: ("model", "path", "size_bytes"),
     ResultKind.ENVIRONMENT: ("python",),
     ResultKind.VALIDATE: ("rows", "summary", "fitted"),
+    ResultKind.DEPLOY: ("model", "runtime", "precision", "artifact", "check", "latency"),
+    ResultKind.RUNTIME_BENCH: ("model", "runtimes", "thread_counts", "latency", "fastest"),
 }
 
 #: Keys of one compression step (``compress.steps[i]``); ``details`` holds the step's own

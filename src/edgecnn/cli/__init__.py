@@ -19,6 +19,7 @@ from edgecnn.cli import (  # noqa: F401  (imported for their command registratio
     codesign_cmds,
     compress_cmds,
     demo_cmds,
+    deploy_cmds,
     hardware_cmds,
     kernels_cmds,
     report_cmds,

@@ -52,8 +52,18 @@ def bench(
         ..., help="An .onnx file, or a torchvision/edge name, .pt checkpoint or module:factory."
     ),
     batch: int = typer.Option(None, "--batch", min=1, help="Batch size (default: the model's)."),
-    threads: int = typer.Option(
-        1, "--threads", min=1, help="Intra-op threads for ORT and PyTorch."
+    threads: list[int] = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="Intra-op threads (default 1). With --runtime: repeat for several counts "
+        "(default: 1 and all CPUs).",
+    ),
+    runtime: str = typer.Option(
+        None,
+        "--runtime",
+        help="all, or a comma-separated list of ort, openvino, tflite, ncnn, tvm: convert and "
+        "time them interleaved (installed ones: pip install -e '.[runtimes]').",
     ),
     runs: int = typer.Option(50, "--runs", min=1, help="Timed runs per candidate."),
     warmup: int = typer.Option(5, "--warmup", min=0, help="Untimed warm-up runs per candidate."),
@@ -74,10 +84,22 @@ def bench(
 
     Example: edgecnn bench model-int8.onnx --baseline model-fp32.onnx --runs 100 --json
     """
+    from edgecnn.errors import ConfigError
     from edgecnn.models.resolve import is_onnx_path
     from edgecnn.runtime.benchmark import bench_onnx, bench_source
 
     shape = parse_shape(input_shape)
+    if runtime is not None:
+        if baseline is not None or is_onnx_path(model):
+            raise ConfigError(
+                "--runtime converts a PyTorch source (name, checkpoint or module:factory): "
+                "give MODEL as one and drop --baseline"
+            )
+        _bench_runtimes(model, runtime, threads, batch, runs, warmup, shape, json_out)
+        return
+    if threads and len(threads) > 1:
+        raise ConfigError("several --threads values need --runtime: give one thread count")
+    threads = threads[0] if threads else 1
     ticks = iter(track(range(runs), "benchmarking", total=runs, quiet=json_out))
     step = lambda _r: next(ticks, None)  # noqa: E731
     if is_onnx_path(model):
@@ -143,6 +165,54 @@ def bench(
         console.print(
             f"ORT vs PyTorch eager: {res.speed_ratio_ort_vs_torch:.2f}x (torch median / ORT median)"
         )
+
+
+def _bench_runtimes(model, runtime, threads, batch, runs, warmup, shape, json_out) -> None:
+    """``bench --runtime``: every named (or installed) runtime, interleaved per thread count."""
+    from edgecnn.cli.common import announcer
+    from edgecnn.studies.runtimes import bench_runtimes, default_thread_counts
+
+    names = "all" if runtime == "all" else [r.strip() for r in runtime.split(",") if r.strip()]
+    counts = sorted(set(threads)) if threads else default_thread_counts()
+    total = runs * len(counts)
+    ticks = iter(track(range(total), "benchmarking", total=total, quiet=json_out))
+    res = bench_runtimes(
+        model,
+        names,
+        thread_counts=counts,
+        runs=runs,
+        warmup=warmup,
+        input_shape=shape,
+        batch=batch,
+        on_step=announcer("bench", quiet=json_out),
+        on_round=lambda _r: next(ticks, None),
+    )
+    for _ in ticks:
+        pass
+    if json_out:
+        print_json(res.to_dict())
+        return
+    from edgecnn.runtime.backends import BACKENDS
+
+    for t, per in res.latency.items():
+        tab = Table(
+            title=f"{res.model} (fp32, input {'x'.join(map(str, res.input_shape))}, {t} thread(s), {res.runs} runs interleaved)"
+        )
+        for col in ("runtime", "median ms", "p90 ms", "min ms", "items/s", "max rel. error"):
+            tab.add_column(col, justify="left" if col == "runtime" else "right")
+        for name, st in sorted(per.items(), key=lambda kv: kv[1].median_ms):
+            tab.add_row(
+                BACKENDS[name].label + (" (fastest)" if name == res.fastest[t] else ""),
+                f"{st.median_ms:.3f}",
+                f"{st.p90_ms:.3f}",
+                f"{st.min_ms:.3f}",
+                f"{st.throughput_per_s:.1f}",
+                f"{res.checks[name].relative_error:.1e}",
+            )
+        console.print(tab)
+        console.print(f"fastest at {t} thread(s): {res.fastest[t]}")
+    for sk in res.skipped:
+        console.print(f"skipped {sk['runtime']}: {sk['reason']}")
 
 
 @app.command("predicted-vs-measured")

@@ -53,11 +53,15 @@ SECTIONS: dict[ResultKind, Section] = {
     ResultKind.ENVIRONMENT: Section("Environment", s.render_environment, merged=True),
     ResultKind.VALIDATE: Section("Predictions vs published hardware figures", s.render_validate),
     ResultKind.CODESIGN: Section("Co-design: network and accelerator together", s.render_codesign),
+    ResultKind.DEPLOY: Section("Deployment (runtime conversions)", s.render_deploy, merged=True),
+    ResultKind.RUNTIME_BENCH: Section(
+        "Measured latency across runtimes", s.render_runtime_bench, merged=True
+    ),
 }
 
 PRODUCERS = (
     "edgecnn profile/zoo/simulate/casestudy/explore/kernels/bench/export/"
-    "predicted-vs-measured/validate/codesign --json, or a compress/demo output directory's JSON files"
+    "predicted-vs-measured/validate/deploy/codesign --json, or a compress/demo output directory's JSON files"
 )
 
 

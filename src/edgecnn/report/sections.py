@@ -688,3 +688,63 @@ def render_codesign(group: list[dict]) -> str:
         scroll=True,
     )
     return out
+
+
+def render_deploy(group: list[dict]) -> str:
+    cols = [
+        "model",
+        "runtime",
+        "precision",
+        "threads",
+        "artifact",
+        "size B",
+        "max |error|",
+        "error / output range",
+        "allowed",
+        "median ms",
+        "top-1 agreement",
+    ]
+    rows = []
+    for d in group:
+        c = d.get("check") or {}
+        lat = d.get("latency") or {}
+        ev = d.get("int8_eval") or {}
+        rows.append(
+            [
+                d.get("model"),
+                d.get("runtime"),
+                d.get("precision"),
+                d.get("threads"),
+                d.get("artifact"),
+                sum((d.get("artifacts") or {}).values()),
+                c.get("max_abs_error"),
+                c.get("relative_error"),
+                c.get("relative_tolerance"),
+                lat.get("median_ms"),
+                ev.get("top1_agreement"),
+            ]
+        )
+    return table(cols, rows, sortable=True)
+
+
+def render_runtime_bench(group: list[dict]) -> str:
+    cols = ["model", "threads", "runtime", "median ms", "p90 ms", "min ms", "fastest"]
+    rows = []
+    notes = []
+    for b in group:
+        for t, per in (b.get("latency") or {}).items():
+            for name, st in per.items():
+                rows.append(
+                    [
+                        b.get("model"),
+                        t,
+                        name,
+                        st.get("median_ms"),
+                        st.get("p90_ms"),
+                        st.get("min_ms"),
+                        "yes" if (b.get("fastest") or {}).get(t) == name else "",
+                    ]
+                )
+        for sk in b.get("skipped") or []:
+            notes.append(f"{b.get('model')}: skipped {sk.get('runtime')}: {sk.get('reason')}")
+    return table(cols, rows, sortable=True) + "".join(note(n) for n in notes)
