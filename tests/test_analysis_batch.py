@@ -77,3 +77,21 @@ def test_catalog_memory_has_sources_and_host_reads_its_memory():
         if dev.memory_bytes is not None:
             assert dev.memory_bytes > 0 and "memory_bytes" in dev.sources
     assert get_device("host").memory_bytes > 2**28
+
+
+def test_bench_max_batch_uses_the_largest_fitting_batch(capsys):
+    import json
+
+    from cli_helpers import run_cli
+
+    dev = get_device("k210")
+    at = lambda b: load_graph("edge-resnet", (b, 1, 28, 28))  # noqa: E731
+    want = max_batch(at, dev.memory_bytes, "fp32", "k210").batch
+    argv = ["bench", "edge-resnet", "--max-batch", "--device", "k210", "--runs", "2"]
+    code, out, err = run_cli([*argv, "--warmup", "0", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["batch"] == want > 1
+    code, _, err = run_cli(["bench", "edge-resnet", "--max-batch", "--batch", "4"], capsys)
+    assert code == 2 and "not both" in err
+    code, _, err = run_cli(["bench", "edge-resnet", "--max-batch", "--device", "hailo-8"], capsys)
+    assert code == 2 and "memory" in err

@@ -52,6 +52,15 @@ def bench(
         ..., help="An .onnx file, or a torchvision/edge name, .pt checkpoint or module:factory."
     ),
     batch: int = typer.Option(None, "--batch", min=1, help="Batch size (default: the model's)."),
+    max_batch_flag: bool = typer.Option(
+        False,
+        "--max-batch",
+        help="Use the largest batch whose weights plus peak activations fit the memory of "
+        "--device (default host: available memory / 2, as PyTorch and ORT each hold a copy).",
+    ),
+    device: str = typer.Option(
+        None, "--device", help="With --max-batch: the device whose memory the batch must fit."
+    ),
     threads: list[int] = typer.Option(
         None,
         "--threads",
@@ -89,6 +98,14 @@ def bench(
     from edgecnn.runtime.benchmark import bench_onnx, bench_source
 
     shape = parse_shape(input_shape)
+    if device is not None and not max_batch_flag:
+        raise ConfigError("--device goes with --max-batch (the latency is measured on this host)")
+    if max_batch_flag:
+        if batch is not None:
+            raise ConfigError("give --batch or --max-batch, not both")
+        batch = _largest_batch(model, shape, device)
+        if not json_out:
+            console.print(f"--max-batch: batch {batch} fits {device or 'this host'}")
     if runtime is not None:
         if baseline is not None or is_onnx_path(model):
             raise ConfigError(
@@ -213,6 +230,29 @@ def _bench_runtimes(model, runtime, threads, batch, runs, warmup, shape, json_ou
         console.print(f"fastest at {t} thread(s): {res.fastest[t]}")
     for sk in res.skipped:
         console.print(f"skipped {sk['runtime']}: {sk['reason']}")
+
+
+def _largest_batch(model: str, shape, device: str | None) -> int:
+    """The largest batch of ``model`` that fits ``device``'s memory (host: available / copies)."""
+    from edgecnn.analysis.batch import max_batch
+    from edgecnn.analysis.devices import get_device
+    from edgecnn.errors import ConfigError
+    from edgecnn.models.resolve import load_graph
+    from edgecnn.runtime.memory import RUNTIME_COPIES, available_memory_bytes
+
+    if device is None:
+        memory, name = available_memory_bytes() // RUNTIME_COPIES, "this host"
+    else:
+        dev = get_device(device)
+        if dev.memory_bytes is None:
+            raise ConfigError(
+                f"device '{device}' has no published memory size (memory_bytes in devices.toml): "
+                "choose another --device or give --batch"
+            )
+        memory, name = dev.memory_bytes, device
+    g = load_graph(model, shape)
+    rest = tuple(g.inputs[0].shape[1:])
+    return max_batch(lambda b: load_graph(model, (b, *rest)), memory, "fp32", name).batch
 
 
 @app.command("predicted-vs-measured")
