@@ -34,6 +34,7 @@ class ResultKind(str, Enum):
     EXPORT = "export"
     ENVIRONMENT = "environment"
     VALIDATE = "validate"
+    CALIBRATION = "calibration"
 
 
 #: Top-level keys each kind must carry (besides ``kind``).
@@ -52,6 +53,7 @@ REQUIRED_KEYS: dict[ResultKind, tuple[str, ...]] = {
     ResultKind.EXPORT: ("model", "path", "size_bytes"),
     ResultKind.ENVIRONMENT: ("python",),
     ResultKind.VALIDATE: ("rows", "summary", "fitted"),
+    ResultKind.CALIBRATION: ("runtime", "precision", "samples", "types"),
 }
 
 #: Keys of one compression step (``compress.steps[i]``); ``details`` holds the step's own

@@ -24,6 +24,7 @@ from typing import Any
 from edgecnn.analysis.costs import MAC_KINDS, layer_cost
 from edgecnn.analysis.devices import Device, get_device
 from edgecnn.analysis.fusion import fused_groups
+from edgecnn.analysis.latency_predictor import ModelPrediction
 from edgecnn.analysis.memory import peak_activation_bytes
 from edgecnn.analysis.roofline import roofline
 from edgecnn.analysis.traffic import dram_traffic
@@ -50,6 +51,7 @@ class LayerProfile:
     latency_s: float | None = None
     bound: str | None = None
     unknown: bool = False
+    predicted_ms: float | None = None  # calibrated runtime prediction of the kernel it starts
 
 
 @dataclass
@@ -70,6 +72,7 @@ class ProfileTotals:
     latency_s: float | None = None
     compute_bound_layers: int | None = None
     memory_bound_layers: int | None = None
+    predicted_ms: float | None = None  # calibrated runtime prediction (--runtime), whole model
 
 
 @dataclass
@@ -82,6 +85,7 @@ class ProfileResult:
     layers: list[LayerProfile]
     totals: ProfileTotals
     kind: str = "profile"
+    runtime: str | None = None  # the runtime of the calibrated prediction, if any
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -194,6 +198,19 @@ def profile(
         layers=rows,
         totals=totals,
     )
+
+
+def attach_prediction(result: ProfileResult, prediction: ModelPrediction) -> ProfileResult:
+    """Fill ``predicted_ms`` of ``result`` from a calibrated prediction (per kernel, on the
+    kernel's first layer; the total includes the per-inference overhead)."""
+    by_name = {r.name: r for r in result.layers}
+    for k in prediction.kernels:
+        row = by_name.get(k.layers[0])
+        if row is not None:
+            row.predicted_ms = (row.predicted_ms or 0.0) + k.latency_ms
+    result.totals.predicted_ms = prediction.latency_ms
+    result.runtime = prediction.runtime
+    return result
 
 
 def _alias(layer: Layer) -> bool:
