@@ -207,8 +207,12 @@ def predicted_vs_measured_cmd(
         "bound",
     ):
         t.add_column(col, justify="left" if col in ("model", "precision", "bound") else "right")
+    calibrated = any(r.calibrated_ms is not None for r in res.rows)
+    if calibrated:
+        t.add_column("calibrated ms", justify="right")
+        t.add_column("calibrated error", justify="right")
     for r in res.rows:
-        t.add_row(
+        cells = [
             r.model,
             r.precision,
             f"{r.macs / 1e9:.3f}",
@@ -216,11 +220,24 @@ def predicted_vs_measured_cmd(
             f"{r.measured_ms:.2f}",
             f"{r.ratio:.2f}",
             r.bound,
-        )
+        ]
+        if calibrated:
+            cells += (
+                [f"{r.calibrated_ms:.2f}", f"{r.calibrated_error_pct:+.1f}%"]
+                if r.calibrated_ms is not None and r.calibrated_error_pct is not None
+                else ["", ""]
+            )
+        t.add_row(*cells)
     console.print(t)
     console.print(
         f"Spearman rank correlation {res.spearman:.3f}; median measured/predicted {res.median_ratio:.2f}x"
     )
+    for p, st in res.by_precision.items():
+        if "calibrated_spearman" in st:
+            console.print(
+                f"calibrated ORT predictor ({p}): {100 * st['calibrated_share_within_10pct']:.0f}% "
+                f"of models within +-10%, Spearman {st['calibrated_spearman']:.3f}"
+            )
     for s in res.skipped:
         console.print(f"skipped {s['model']} {s['precision']}: {s['reason']}")
     if out is not None:

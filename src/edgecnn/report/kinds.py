@@ -52,11 +52,14 @@ SECTIONS: dict[ResultKind, Section] = {
     ResultKind.EXPORT: Section("ONNX export", s.render_export, merged=True),
     ResultKind.ENVIRONMENT: Section("Environment", s.render_environment, merged=True),
     ResultKind.VALIDATE: Section("Predictions vs published hardware figures", s.render_validate),
+    ResultKind.CALIBRATION: Section(
+        "Calibrated latency predictors", s.render_calibration, merged=True
+    ),
 }
 
 PRODUCERS = (
     "edgecnn profile/zoo/simulate/casestudy/explore/kernels/bench/export/"
-    "predicted-vs-measured/validate --json, or a compress/demo output directory's JSON files"
+    "predicted-vs-measured/validate/calibrate --json, or a compress/demo output directory's JSON files"
 )
 
 
