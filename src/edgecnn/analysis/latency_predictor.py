@@ -318,7 +318,9 @@ def kernels(graph: Graph, precision: str = "fp32") -> list[Kernel]:
             if residual:
                 k = residual_of[i]
                 names += [m.name for m in groups[k].layers]
-                if k in act_after:
+                if groups[k].fused_activation is not None:  # add + act grouped by the IR
+                    act = groups[k].fused_activation.attr("fn")
+                elif k in act_after:
                     act_g = groups[act_after[k]]
                     act = act_g.anchor.attr("fn")
                     names += [m.name for m in act_g.layers]
