@@ -37,6 +37,7 @@ class ResultKind(str, Enum):
     CODESIGN = "codesign"
     DEPLOY = "deploy"
     RUNTIME_BENCH = "runtime_bench"
+    CALIBRATION = "calibration"
 
 
 #: Top-level keys each kind must carry (besides ``kind``).
@@ -64,6 +65,7 @@ REQUIRED_KEYS: dict[ResultKind, tuple[str, ...]] = {
     ResultKind.VALIDATE: ("rows", "summary", "fitted"),
     ResultKind.DEPLOY: ("model", "runtime", "precision", "artifact", "check", "latency"),
     ResultKind.RUNTIME_BENCH: ("model", "runtimes", "thread_counts", "latency", "fastest"),
+    ResultKind.CALIBRATION: ("runtime", "precision", "samples", "types"),
 }
 
 #: Keys of one compression step (``compress.steps[i]``); ``details`` holds the step's own

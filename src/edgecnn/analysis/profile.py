@@ -25,6 +25,7 @@ from edgecnn.analysis.batch import MaxBatchResult
 from edgecnn.analysis.costs import MAC_KINDS, layer_cost
 from edgecnn.analysis.devices import Device, get_device
 from edgecnn.analysis.fusion import fused_groups
+from edgecnn.analysis.latency_predictor import ModelPrediction
 from edgecnn.analysis.memory import peak_activation_bytes
 from edgecnn.analysis.roofline import roofline
 from edgecnn.analysis.traffic import dram_traffic
@@ -51,6 +52,7 @@ class LayerProfile:
     latency_s: float | None = None
     bound: str | None = None
     unknown: bool = False
+    predicted_ms: float | None = None  # calibrated runtime prediction of the kernel it starts
 
 
 @dataclass
@@ -71,6 +73,7 @@ class ProfileTotals:
     latency_s: float | None = None
     compute_bound_layers: int | None = None
     memory_bound_layers: int | None = None
+    predicted_ms: float | None = None  # calibrated runtime prediction (--runtime), whole model
 
 
 @dataclass
@@ -84,6 +87,7 @@ class ProfileResult:
     totals: ProfileTotals
     kind: str = "profile"
     max_batch: MaxBatchResult | None = None  # with --max-batch: the largest batch that fits
+    runtime: str | None = None  # the runtime of the calibrated prediction, if any
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -196,6 +200,19 @@ def profile(
         layers=rows,
         totals=totals,
     )
+
+
+def attach_prediction(result: ProfileResult, prediction: ModelPrediction) -> ProfileResult:
+    """Fill ``predicted_ms`` of ``result`` from a calibrated prediction (per kernel, on the
+    kernel's first layer; the total includes the per-inference overhead)."""
+    by_name = {r.name: r for r in result.layers}
+    for k in prediction.kernels:
+        row = by_name.get(k.layers[0])
+        if row is not None:
+            row.predicted_ms = (row.predicted_ms or 0.0) + k.latency_ms
+    result.totals.predicted_ms = prediction.latency_ms
+    result.runtime = prediction.runtime
+    return result
 
 
 def _alias(layer: Layer) -> bool:

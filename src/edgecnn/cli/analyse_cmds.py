@@ -48,6 +48,15 @@ def profile(
         "--onchip-bytes",
         help="On-chip buffer in bytes (default: the device's on-chip memory, else 0).",
     ),
+    runtime: str = typer.Option(
+        None,
+        "--runtime",
+        help="Also predict latency in this runtime (ort) with the predictor 'edgecnn calibrate' "
+        "fitted on this host (--device host).",
+    ),
+    predictor_path: Path = typer.Option(
+        None, "--predictor", help="Calibrated predictor JSON (default: this host's cached one)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     csv_path: Path = typer.Option(None, "--csv", help="Also write the per-layer table as CSV."),
     all_layers: bool = typer.Option(False, "--all", help="Show every layer, not only the top 40."),
@@ -62,7 +71,12 @@ def profile(
     With --max-batch (needs --device): the largest batch whose weights plus peak activation
     memory fit the device's memory (an upper bound: runtime workspace is not counted).
 
+    With --runtime ort (and --device host), the calibrated per-kernel predictor of this host
+    (see 'edgecnn calibrate') predicts each fused kernel and the whole model.
+
     Example: edgecnn profile resnet50 --precision int8 --device rpi5 --onchip-bytes 2097152
+
+    Example: edgecnn profile resnet18 --device host --runtime ort --precision int8
     """
     from edgecnn.analysis import profile as run_profile
     from edgecnn.models.resolve import load_graph
@@ -74,10 +88,29 @@ def profile(
         check_output_path(csv_path, inputs=[model], option="--csv")
     if max_batch_flag and device is None:
         raise ConfigError("--max-batch needs --device (whose memory the batch must fit)")
+    predictor = None
+    if runtime is not None:
+        from edgecnn.analysis.latency_predictor import RUNTIMES, load_predictor
+
+        if runtime not in RUNTIMES:
+            raise ConfigError(f"unknown --runtime '{runtime}': choose one of {', '.join(RUNTIMES)}")
+        if device not in (None, "host"):
+            raise ConfigError(
+                f"--runtime predicts on the calibrated host, not '{device}': use --device host"
+            )
+        if precision not in ("fp32", "int8"):
+            raise ConfigError(f"--runtime {runtime} predicts fp32 or int8, not {precision}")
+        device = "host"
+        predictor = load_predictor(runtime, precision, predictor_path)
     graph = load_graph(model, shape)
     result = run_profile(graph, precision, device, onchip_bytes)
     if max_batch_flag:
         result.max_batch = _max_batch(model, graph, device, precision)
+    if predictor is not None:
+        from edgecnn.analysis.latency_predictor import predict_graph
+        from edgecnn.analysis.profile import attach_prediction
+
+        attach_prediction(result, predict_graph(predictor, graph))
     if csv_path is not None:
         _write_layers_csv(result, csv_path)
     if json_out:
@@ -119,6 +152,7 @@ def _write_layers_csv(result, path: Path) -> None:
         "fused_into",
         "latency_s",
         "bound",
+        "predicted_ms",
     ]
     w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
     w.writeheader()
@@ -139,6 +173,8 @@ def _print_profile(result, all_layers: bool) -> None:
     if result.device:
         table.add_column("latency", justify="right")
         table.add_column("bound")
+    if result.runtime:
+        table.add_column(f"{result.runtime} ms", justify="right")
     rows = [r for r in result.layers if r.fused_into is None and (r.dram_bytes or r.macs)]
     if not all_layers and len(rows) > 40:
         rows = sorted(rows, key=lambda r: r.macs, reverse=True)[:40]
@@ -155,6 +191,8 @@ def _print_profile(result, all_layers: bool) -> None:
         ]
         if result.device:
             cells += [f"{(r.latency_s or 0) * 1e3:.3f} ms", r.bound or ""]
+        if result.runtime:
+            cells.append(f"{r.predicted_ms:.3f}" if r.predicted_ms is not None else "")
         table.add_row(*cells)
     console.print(table)
     summary = Table(show_header=False, title="totals")
@@ -175,6 +213,11 @@ def _print_profile(result, all_layers: bool) -> None:
             f"max batch ({result.device})",
             f"{mb.batch}{'+' if mb.capped else ''}: {human(mb.needed_bytes, 'B')} of "
             f"{human(mb.memory_bytes, 'B')} (weights + peak activations)",
+        )
+    if result.runtime and t.predicted_ms is not None:
+        summary.add_row(
+            f"calibrated {result.runtime} latency ({result.device}, 1 thread)",
+            f"{t.predicted_ms:.3f} ms",
         )
     summary.add_row("unknown ops", str(len(t.unknown_ops)))
     console.print(summary)

@@ -317,8 +317,12 @@ def predicted_vs_measured_cmd(
         "bound",
     ):
         t.add_column(col, justify="left" if col in ("model", "precision", "bound") else "right")
+    calibrated = any(r.calibrated_ms is not None for r in res.rows)
+    if calibrated:
+        t.add_column("calibrated ms", justify="right")
+        t.add_column("calibrated error", justify="right")
     for r in res.rows:
-        t.add_row(
+        cells = [
             r.model,
             r.precision,
             f"{r.macs / 1e9:.3f}",
@@ -326,12 +330,104 @@ def predicted_vs_measured_cmd(
             f"{r.measured_ms:.2f}",
             f"{r.ratio:.2f}",
             r.bound,
-        )
+        ]
+        if calibrated:
+            cells += (
+                [f"{r.calibrated_ms:.2f}", f"{r.calibrated_error_pct:+.1f}%"]
+                if r.calibrated_ms is not None and r.calibrated_error_pct is not None
+                else ["", ""]
+            )
+        t.add_row(*cells)
     console.print(t)
     console.print(
         f"Spearman rank correlation {res.spearman:.3f}; median measured/predicted {res.median_ratio:.2f}x"
     )
+    for p, st in res.by_precision.items():
+        if "calibrated_spearman" in st:
+            console.print(
+                f"calibrated ORT predictor ({p}): {100 * st['calibrated_share_within_10pct']:.0f}% "
+                f"of models within +-10%, Spearman {st['calibrated_spearman']:.3f}"
+            )
     for s in res.skipped:
         console.print(f"skipped {s['model']} {s['precision']}: {s['reason']}")
     if out is not None:
         console.print(f"wrote {out}/predicted_vs_measured.json and .png")
+
+
+@app.command()
+def calibrate(
+    runtime: str = typer.Option("ort", "--runtime", help="Runtime to calibrate (ort)."),
+    device: str = typer.Option("host", "--device", help="Device (only this host: host)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, int8 or both."),
+    samples: int = typer.Option(
+        300, "--samples", min=1, help="Kernels to measure per precision (split by kernel type)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampled kernel shapes."),
+    out: Path = typer.Option(
+        None,
+        "--out",
+        help="Predictor JSON to write (default ~/.cache/edgecnn/predictors/ort-<precision>-<cpu>.json; "
+        "with --precision both, '-fp32'/'-int8' is added before the suffix).",
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Fit a per-kernel latency predictor for ONNX Runtime (1 thread) on this host.
+
+    Samples conv (plain, fused with BN/activation/residual add), depthwise and grouped conv,
+    linear, pooling, elementwise, activation, concat, matmul and memory-bound kernels as tiny
+    single-kernel ONNX models, times them with ORT's profiler and fits one non-negative linear
+    model per kernel type; 'edgecnn profile MODEL --device host --runtime ort' then predicts.
+
+    Example: edgecnn calibrate --runtime ort --precision both --samples 300
+    """
+    from edgecnn.analysis.latency_predictor import RUNTIMES
+    from edgecnn.errors import ConfigError
+    from edgecnn.io import check_output_path
+    from edgecnn.runtime.calibrate import calibrate as run_calibrate
+
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"unknown --runtime '{runtime}': choose one of {', '.join(RUNTIMES)}")
+    if device != "host":
+        raise ConfigError(f"calibration measures this machine: use --device host, not '{device}'")
+    if precision not in ("fp32", "int8", "both"):
+        raise ConfigError(f"unknown --precision '{precision}': choose fp32, int8 or both")
+    precs = ["fp32", "int8"] if precision == "both" else [precision]
+    outs: dict[str, Path | None] = {}
+    for p in precs:
+        target = out
+        if out is not None and len(precs) > 1:
+            target = out.with_name(f"{out.stem}-{p}{out.suffix or '.json'}")
+        if target is not None:
+            check_output_path(target)
+        outs[p] = target
+    results = []
+    for p in precs:
+        plan_total = None
+        ticks = None
+
+        def step(i: int, n: int, p=p) -> None:
+            nonlocal plan_total, ticks
+            if ticks is None:
+                plan_total = n
+                ticks = iter(track(range(n), f"calibrating ort/{p}", total=n, quiet=json_out))
+            next(ticks, None)
+
+        _, res = run_calibrate(p, samples=samples, seed=seed, out=outs[p], on_sample=step)
+        if ticks is not None:
+            for _ in ticks:
+                pass
+        results.append(res)
+    if json_out:
+        print_json(results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results])
+        return
+    for res in results:
+        t = Table(title=f"ort/{res.precision} predictor on {res.cpu} (1 thread)")
+        for col in ("kernel type", "samples", "median |error| of fit"):
+            t.add_column(col, justify="left" if col == "kernel type" else "right")
+        for k, v in res.types.items():
+            t.add_row(k, str(int(v["samples"])), f"{v['fit_median_abs_rel_error'] * 100:.1f}%")
+        console.print(t)
+        console.print(
+            f"{res.samples} kernels in {res.seconds:.0f} s; overhead {res.per_inference_ms:.4f} ms "
+            f"per inference, {res.per_kernel_ms:.4f} ms per kernel; wrote {res.path}"
+        )

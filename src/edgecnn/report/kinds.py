@@ -56,12 +56,14 @@ SECTIONS: dict[ResultKind, Section] = {
     ResultKind.DEPLOY: Section("Deployment (runtime conversions)", s.render_deploy, merged=True),
     ResultKind.RUNTIME_BENCH: Section(
         "Measured latency across runtimes", s.render_runtime_bench, merged=True
+    ResultKind.CALIBRATION: Section(
+        "Calibrated latency predictors", s.render_calibration, merged=True
     ),
 }
 
 PRODUCERS = (
     "edgecnn profile/zoo/simulate/casestudy/explore/kernels/bench/export/"
-    "predicted-vs-measured/validate/deploy/codesign --json, or a compress/demo output directory's JSON files"
+    "predicted-vs-measured/validate/deploy/calibrate/codesign --json, or a compress/demo output directory's JSON files"
 )
 
 

@@ -375,6 +375,9 @@ def render_pvm(group: list[dict]) -> str:
             "measured / predicted",
             "bound",
         ]
+        calibrated = any(r.get("calibrated_ms") is not None for r in pvm.get("rows", []))
+        if calibrated:
+            cols += ["calibrated ms", "calibrated error %"]
         rows = [
             [
                 r.get("model"),
@@ -386,6 +389,7 @@ def render_pvm(group: list[dict]) -> str:
                 r.get("ratio"),
                 r.get("bound"),
             ]
+            + ([r.get("calibrated_ms"), r.get("calibrated_error_pct")] if calibrated else [])
             for r in pvm.get("rows", [])
         ]
         out += (
@@ -405,6 +409,32 @@ def render_pvm(group: list[dict]) -> str:
         "framework overhead, so measured/predicted > 1 is expected. The rank correlation shows "
         "whether the estimate still orders models correctly."
     )
+
+
+def render_calibration(group: list[dict]) -> str:
+    """Calibrated per-kernel predictors: the host, overheads and the fit of each kernel type."""
+    out = ""
+    for cal in group:
+        out += kv(
+            [
+                ("runtime", cal.get("runtime")),
+                ("precision", cal.get("precision")),
+                ("device", f"{cal.get('device')} ({cal.get('cpu')})"),
+                ("kernels measured", cal.get("samples")),
+                ("calibration time s", cal.get("seconds")),
+                ("overhead per inference ms", cal.get("per_inference_ms")),
+                ("overhead per kernel ms", cal.get("per_kernel_ms")),
+                ("predictor file", cal.get("path")),
+            ]
+        )
+        types = cal.get("types") if isinstance(cal.get("types"), dict) else {}
+        rows = [
+            [k, v.get("samples"), v.get("fit_median_abs_rel_error")]
+            for k, v in types.items()
+            if isinstance(v, dict)
+        ]
+        out += table(["kernel type", "samples", "median relative error of fit"], rows)
+    return out
 
 
 def render_export(group: list[dict]) -> str:

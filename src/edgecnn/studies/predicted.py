@@ -8,7 +8,9 @@ is built with random weights at its own input size, exported (checked) and timed
 
 Summary statistics: Spearman's rank correlation between predicted and measured (average ranks
 for ties) and the median ratio, overall and per precision. The point is an honest picture of how
-far a roofline estimate is from a real runtime, not a fitted predictor.
+far a roofline estimate is from a real runtime, not a fitted predictor. Beside it, when
+``edgecnn calibrate`` has fitted this host's per-kernel ORT predictor for a precision,
+``calibrated_ms`` is that predictor's latency (:mod:`edgecnn.analysis.latency_predictor`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class PvmRow:
     measured_p90_ms: float
     ratio: float  # measured / predicted
     bound: str  # which roof dominates the prediction: "compute" or "memory" (by time share)
+    calibrated_ms: float | None = None  # the calibrated per-kernel ORT predictor's latency
+    calibrated_error_pct: float | None = None  # (calibrated - measured) / measured x 100
 
 
 @dataclass
@@ -117,8 +121,13 @@ def predicted_vs_measured(
     warmup: int = 2,
     quantize: Callable[[Path, Path, tuple[int, ...]], None] | None = None,
     on_model: Callable[[str], None] | None = None,
+    calibrated: bool = True,
 ) -> PredictedVsMeasured:
     """Run the comparison (see the module docstring).
+
+    With ``calibrated`` (and ``threads == 1``), each precision whose calibrated ORT predictor
+    exists on this host (``edgecnn calibrate``) also gets ``calibrated_ms`` per row, and
+    ``by_precision`` the share of models within +-10% and its Spearman correlation.
 
     ``quantize(fp32_onnx, int8_onnx, input_shape)`` produces the int8 model for ``int8`` rows;
     by default the compression package's static INT8 quantizer. Models it refuses are listed in
@@ -145,6 +154,7 @@ def predicted_vs_measured(
     torch.set_num_threads(threads)
     rows: list[PvmRow] = []
     skipped: list[dict[str, str]] = []
+    predictors = _calibrated_predictors(precisions) if calibrated and threads == 1 else {}
     try:
         host = probe_host()
         zoo = set(zoo_names())
@@ -171,6 +181,12 @@ def predicted_vs_measured(
                         lambda s=sess, f=feeds: s.run(None, f), runs=runs, warmup=warmup
                     )
                     pred_ms = float(prof.totals.latency_s) * 1e3
+                    cal_ms = cal_err = None
+                    if prec in predictors:
+                        from edgecnn.analysis.latency_predictor import predict_graph
+
+                        cal_ms = predict_graph(predictors[prec], graph).latency_ms
+                        cal_err = (cal_ms - stats.median_ms) / stats.median_ms * 100.0
                     comp = sum(lay.latency_s or 0 for lay in prof.layers if lay.bound == "compute")
                     mem = sum(lay.latency_s or 0 for lay in prof.layers if lay.bound == "memory")
                     rows.append(
@@ -184,6 +200,8 @@ def predicted_vs_measured(
                             measured_p90_ms=stats.p90_ms,
                             ratio=stats.median_ms / pred_ms if pred_ms > 0 else float("inf"),
                             bound="compute" if comp >= mem else "memory",
+                            calibrated_ms=cal_ms,
+                            calibrated_error_pct=cal_err,
                         )
                     )
             if on_model is not None:
@@ -197,6 +215,14 @@ def predicted_vs_measured(
         if sub:
             r_p, m_p = _summary(sub)
             by_prec[p] = {"models": len(sub), "spearman": r_p, "median_ratio": m_p}
+            cal = [r for r in sub if r.calibrated_ms is not None]
+            if cal:
+                by_prec[p]["calibrated_spearman"] = spearman(
+                    [r.calibrated_ms for r in cal], [r.measured_ms for r in cal]
+                )
+                by_prec[p]["calibrated_share_within_10pct"] = sum(
+                    1 for r in cal if abs(r.calibrated_error_pct or 0.0) <= 10.0
+                ) / len(cal)
     return PredictedVsMeasured(
         device="host",
         threads=threads,
@@ -209,6 +235,20 @@ def predicted_vs_measured(
         skipped=skipped,
         environment=environment_info(threads),
     )
+
+
+def _calibrated_predictors(precisions: Sequence[str]) -> dict:
+    """The host's calibrated ORT predictors of ``precisions`` that exist (missing ones skipped)."""
+    from edgecnn.analysis.latency_predictor import PredictorError, default_path, load_predictor
+
+    out = {}
+    for p in precisions:
+        if default_path("ort", p).is_file():
+            try:
+                out[p] = load_predictor("ort", p)
+            except PredictorError:
+                continue
+    return out
 
 
 def _check_names(models: Sequence[str]) -> None:

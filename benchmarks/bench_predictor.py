@@ -1,0 +1,179 @@
+"""Calibrated per-kernel latency predictor vs measured ONNX Runtime latency over the zoo.
+
+Calibrates the ORT predictor of this host (or reuses the cached one with ``--reuse``), then for
+each torchvision classification model (``--models`` to pick some, ``--limit-gflops`` to skip
+the huge ones, with the reason recorded): builds it with random weights at its own input size,
+exports it to ONNX (checked against PyTorch), for int8 quantizes it with the pipeline's default
+static U8S8 QDQ quantizer, measures ORT latency on 1 thread (median of ``--runs``, fewer for big
+models), predicts it from the IR, and prints a table, the share of models predicted within
++-10% and Spearman's rank correlation; writes everything to ``--out`` (JSON, rewritten after
+every model so an interrupted run keeps its rows).
+
+Calibration derives no shape from any zoo model (parametric ranges only), so no model is
+excluded for having been used in calibration.
+
+Run on one core:  taskset -c 1 python benchmarks/bench_predictor.py --precision fp32 --reuse
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from edgecnn.analysis.latency_predictor import load_predictor, predict_graph
+from edgecnn.io import atomic_write_text
+from edgecnn.models.resolve import load_graph, resolve_model
+from edgecnn.models.zoo import zoo_entry, zoo_names
+from edgecnn.runtime.bench import measure_latency
+from edgecnn.runtime.calibrate import calibrate
+from edgecnn.runtime.export import export_onnx
+from edgecnn.runtime.session import input_feeds, make_session
+from edgecnn.studies.predicted import default_quantizer, spearman
+
+
+def _summary(rows: list[dict]) -> dict:
+    ok = [r for r in rows if "error_pct" in r]
+    if not ok:
+        return {"models": 0}
+    within = sum(1 for r in ok if abs(r["error_pct"]) <= 10.0)
+    return {
+        "models": len(ok),
+        "within_10pct": within,
+        "share_within_10pct": within / len(ok),
+        "spearman": spearman([r["predicted_ms"] for r in ok], [r["measured_ms"] for r in ok]),
+        "median_abs_error_pct": statistics.median(abs(r["error_pct"]) for r in ok),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
+    ap.add_argument("--models", nargs="*", help="zoo models (default: all)")
+    ap.add_argument(
+        "--limit-gflops", type=float, default=30.0, help="skip models above (GMACs x 2)"
+    )
+    ap.add_argument("--runs", type=int, default=20, help="timed runs per model (fewer if slow)")
+    ap.add_argument("--budget-s", type=float, default=6.0, help="time budget per model's runs")
+    ap.add_argument("--samples", type=int, default=1500, help="calibration kernels")
+    ap.add_argument("--reuse", action="store_true", help="reuse the cached predictor")
+    ap.add_argument("--predictor", type=Path, help="predictor JSON (default: the host's cached)")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/predictor.json"))
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    cal_s = None
+    if a.reuse:
+        pred = load_predictor("ort", a.precision, a.predictor)
+    else:
+        pred, res = calibrate(a.precision, samples=a.samples, out=a.predictor)
+        cal_s = res.seconds
+        print(f"calibrated {res.samples} kernels in {res.seconds:.0f} s -> {res.path}", flush=True)
+    names = a.models or zoo_names()
+    rows: list[dict] = []
+    skipped: list[dict] = []
+    quantize = default_quantizer() if a.precision == "int8" else None
+
+    def dump() -> None:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "kind": "predictor_benchmark",
+            "runtime": "ort",
+            "precision": a.precision,
+            "threads": 1,
+            "cpu": pred.cpu,
+            "calibration_s": cal_s if cal_s is not None else pred.meta.get("calibration_s"),
+            "calibration_samples": pred.meta.get("samples"),
+            "excluded_used_in_calibration": [],
+            "summary": _summary(rows),
+            "rows": rows,
+            "skipped": skipped,
+        }
+        atomic_write_text(a.out, json.dumps(doc, indent=1))
+
+    print(f"{'model':24s} {'GMACs':>8s} {'measured':>10s} {'predicted':>10s} {'error':>8s}")
+    for name in names:
+        gmacs = zoo_entry(name).gmacs if name in zoo_names() else float("nan")
+        if gmacs * 2 > a.limit_gflops:
+            skipped.append(
+                {
+                    "model": name,
+                    "reason": f"{2 * gmacs:.1f} GFLOPs > --limit-gflops {a.limit_gflops}",
+                }
+            )
+            continue
+        t0 = time.perf_counter()
+        try:
+            rm = resolve_model(name)
+            graph = load_graph(name, input_shape=rm.input_shape)
+            with tempfile.TemporaryDirectory(prefix="bench-pred-") as d:
+                path = export_onnx(rm.module, Path(d) / "fp32.onnx", rm.input_shape)
+                del rm.module
+                if quantize is not None:
+                    q = Path(d) / "int8.onnx"
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        quantize(path, q, rm.input_shape)
+                    path = q
+                sess = make_session(path, threads=1)
+                feeds = input_feeds(sess)
+                t1 = time.perf_counter()
+                sess.run(None, feeds)
+                once = time.perf_counter() - t1
+                runs = int(min(a.runs, max(3, a.budget_s / max(once, 1e-6))))
+                stats = measure_latency(lambda s=sess, f=feeds: s.run(None, f), runs=runs, warmup=1)
+                del sess
+        except Exception as e:  # noqa: BLE001 - a benchmark records and moves on
+            skipped.append({"model": name, "reason": f"{type(e).__name__}: {str(e)[:200]}"})
+            print(f"{name:24s} skipped: {type(e).__name__}: {str(e)[:100]}", flush=True)
+            dump()
+            continue
+        p = predict_graph(pred, graph)
+        err = (p.latency_ms - stats.median_ms) / stats.median_ms * 100.0
+        by_type: dict[str, float] = {}
+        for k in p.kernels:
+            by_type[k.type] = by_type.get(k.type, 0.0) + k.latency_ms
+        rows.append(
+            {
+                "model": name,
+                "gmacs": gmacs,
+                "measured_ms": stats.median_ms,
+                "measured_p90_ms": stats.p90_ms,
+                "runs": runs,
+                "predicted_ms": p.latency_ms,
+                "error_pct": err,
+                "kernels": len(p.kernels),
+                "predicted_ms_by_type": by_type,
+                "seconds": time.perf_counter() - t0,
+            }
+        )
+        print(
+            f"{name:24s} {gmacs:8.3f} {stats.median_ms:10.2f} {p.latency_ms:10.2f} {err:+7.1f}%",
+            flush=True,
+        )
+        dump()
+    dump()
+    s = _summary(rows)
+    if s["models"]:
+        rho = s["spearman"]
+        print(
+            f"{s['within_10pct']}/{s['models']} models within +-10% "
+            f"({100 * s['share_within_10pct']:.0f}%), Spearman rho "
+            f"{rho if not math.isnan(rho) else float('nan'):.3f}, median |error| "
+            f"{s['median_abs_error_pct']:.1f}%"
+        )
+    for sk in skipped:
+        print(f"skipped {sk['model']}: {sk['reason']}")
+    print(f"wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,568 @@
+"""Kernel-level latency prediction calibrated on a device (nn-Meter's idea), pure and JSON-only.
+
+A network runs on a runtime as a sequence of *kernels*: ONNX Runtime fuses conv + BN + activation
+(and, in fp32, the residual add after a conv: ``FusedConv``/NCHWc conv with a sum input) into one
+kernel. :func:`kernels` groups the IR the same way and describes each kernel by a small feature
+vector (MACs, activation and weight bytes at the precision, the bytes of a fused residual input,
+the fused activation's bytes by activation class). A :class:`Predictor` holds one non-negative
+linear model per kernel type, ``latency_ms = intercept + sum(coef_i * feature_i)``, fitted on
+single-kernel models measured in the runtime (:mod:`edgecnn.runtime.calibrate`), plus two
+overheads: ``per_kernel_ms`` (the executor's dispatch cost of one kernel) and
+``per_inference_ms`` (one ``run`` call's fixed cost). ``per_kernel_ms`` may be negative: it
+corrects the few microseconds ORT's profiler adds to each kernel it times. The whole-model prediction is
+
+    per_inference_ms + sum over kernels of (kernel_ms + per_kernel_ms)
+
+The predictor is saved as plain JSON (no pickle) and loaded with :func:`load_predictor`.
+Units: MACs, bytes, milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn.analysis.fusion import fused_groups
+from edgecnn.errors import EdgecnnError
+from edgecnn.graph.ir import ALIAS_KINDS, PRECISION_BYTES, Graph, Layer, OpKind
+
+FORMAT = "edgecnn-latency-predictor"
+FORMAT_VERSION = 1
+RUNTIMES = ("ort",)
+PRECISIONS = ("fp32", "int8")
+
+#: Activations ORT fuses into a conv kernel (FusedConv / NCHWc conv): nearly free.
+CHEAP_ACTIVATIONS = frozenset({"relu", "relu6", "clip", "leaky_relu", "hardtanh"})
+#: Activations ORT runs as a separate pass over the output (or a fused but costly one).
+HSWISH_ACTIVATIONS = frozenset({"hardswish", "hardsigmoid"})
+
+#: Feature names of each kernel type, in the order of the fitted coefficients.
+FEATURES: dict[str, tuple[str, ...]] = {
+    "conv": (
+        "macs",
+        "macs_k1",
+        "macs_lowc",
+        "in_bytes",
+        "out_bytes",
+        "weight_bytes",
+        "sum_bytes",
+        "act_cheap_bytes",
+        "act_hswish_bytes",
+        "act_other_bytes",
+    ),
+    "dwconv": (
+        "macs",
+        "in_bytes",
+        "out_bytes",
+        "weight_bytes",
+        "act_cheap_bytes",
+        "act_hswish_bytes",
+        "act_other_bytes",
+    ),
+    "gconv": ("macs", "in_bytes", "out_bytes", "weight_bytes", "act_cheap_bytes"),
+    "linear": ("macs", "in_bytes", "out_bytes", "weight_bytes"),
+    "maxpool": ("in_bytes", "out_bytes", "window_elems"),
+    "avgpool": ("in_bytes", "out_bytes", "window_elems"),
+    "gpool": ("in_bytes", "out_bytes"),
+    "add": ("in_bytes", "out_bytes"),
+    "mul": ("in_bytes", "out_bytes", "broadcast_bytes"),
+    "activation": ("cheap_bytes", "hswish_bytes", "other_bytes"),
+    "concat": ("in_bytes", "out_bytes"),
+    "matmul": ("macs", "in_bytes", "out_bytes"),
+    "memory": ("in_bytes", "out_bytes"),
+    "bn": ("in_bytes", "out_bytes", "act_bytes"),
+}
+KERNEL_TYPES: tuple[str, ...] = tuple(FEATURES)
+
+#: The calibrated type a kernel type falls back to when it has no model of its own.
+FALLBACK: dict[str, str] = {
+    "gconv": "conv",
+    "mul": "add",
+    "concat": "memory",
+    "activation": "memory",
+    "matmul": "linear",
+    "memory": "add",
+    "bn": "memory",
+}
+
+
+class PredictorError(EdgecnnError):
+    """A calibrated predictor that is missing, corrupt or does not fit the request."""
+
+
+@dataclass
+class Kernel:
+    """One runtime kernel: its type, the IR layers it executes and its feature values."""
+
+    name: str
+    type: str
+    layers: list[str]
+    features: dict[str, float]
+
+
+# ----------------------------------------------------------------------------- features
+
+
+def _act_class(fn: str | None) -> str | None:
+    if fn is None:
+        return None
+    if fn in CHEAP_ACTIVATIONS:
+        return "cheap"
+    if fn in HSWISH_ACTIVATIONS:
+        return "hswish"
+    return "other"
+
+
+def conv_features(
+    cin: int,
+    cout: int,
+    h_out: int,
+    w_out: int,
+    kh: int,
+    kw: int,
+    groups: int,
+    in_elems: int,
+    precision: str,
+    act: str | None = None,
+    residual: bool = False,
+    batch: int = 1,
+) -> tuple[str, dict[str, float]]:
+    """Kernel type and features of a (fused) convolution of ``batch`` images.
+
+    ``in_elems``: input activation elements; MACs = out elements x (cin / groups) x kh x kw.
+    Bytes are at ``precision`` (fp32 4, int8 1 per element); weights cout x cin/groups x kh x kw.
+    ``residual``: a fused residual add reads a second tensor the size of the output.
+    """
+    bpe = PRECISION_BYTES[precision]
+    cin_g = cin // groups
+    out_elems = batch * cout * h_out * w_out
+    macs = out_elems * cin_g * kh * kw
+    out_bytes = out_elems * bpe
+    cls = _act_class(act)
+    f: dict[str, float] = {
+        "macs": float(macs),
+        "in_bytes": float(in_elems * bpe),
+        "out_bytes": float(out_bytes),
+        "weight_bytes": float(cout * cin_g * kh * kw * bpe),
+        "act_cheap_bytes": float(out_bytes if cls == "cheap" else 0),
+        "act_hswish_bytes": float(out_bytes if cls == "hswish" else 0),
+        "act_other_bytes": float(out_bytes if cls == "other" else 0),
+    }
+    if groups == 1:
+        f["macs_k1"] = float(macs if kh * kw == 1 else 0)
+        f["macs_lowc"] = float(macs if cin_g < 16 else 0)
+        f["sum_bytes"] = float(out_bytes if residual else 0)
+        kind = "conv"
+    elif groups == cin and cin_g == 1:
+        kind = "dwconv"
+    else:
+        kind = "gconv"
+    return kind, {k: f.get(k, 0.0) for k in FEATURES[kind]}
+
+
+def _bytes(shapes: Sequence[Sequence[int]], bpe: int) -> float:
+    return float(sum(math.prod(s) for s in shapes) * bpe)
+
+
+def _layer_kernel(layer: Layer, precision: str) -> tuple[str, dict[str, float]]:
+    """Type and features of a kernel made of ``layer`` alone (no fusion)."""
+    bpe = PRECISION_BYTES[precision]
+    ins = [t.shape for t in layer.inputs]
+    outs = [t.shape for t in layer.outputs]
+    in_b, out_b = _bytes(ins, bpe), _bytes(outs, bpe)
+    op = layer.op
+    if op is OpKind.CONV and not layer.attr("transposed", False) and len(ins[0]) == 4:
+        return _conv_from_layer(layer, precision, None, False)
+    if op is OpKind.LINEAR:
+        w = layer.params.get("weight", (0, 0))
+        out_elems = sum(math.prod(s) for s in outs)
+        k = w[1] if len(w) == 2 else 0
+        return "linear", {
+            "macs": float(out_elems * k),
+            "in_bytes": in_b,
+            "out_bytes": out_b,
+            "weight_bytes": float(math.prod(w) * bpe),
+        }
+    if op in (OpKind.MAXPOOL, OpKind.AVGPOOL):
+        out_hw = math.prod(outs[0][2:]) if len(outs[0]) > 2 else 1
+        if layer.attr("mode") == "global" or out_hw == 1:
+            return "gpool", {"in_bytes": in_b, "out_bytes": out_b}
+        kh, kw = layer.attr("kernel", (1, 1))
+        kind = "maxpool" if op is OpKind.MAXPOOL else "avgpool"
+        return kind, {
+            "in_bytes": in_b,
+            "out_bytes": out_b,
+            "window_elems": float(math.prod(outs[0]) * kh * kw),
+        }
+    if op is OpKind.ELEMENTWISE and layer.attr("fn") in ("mul", "div"):
+        small = min(ins, key=math.prod) if len(ins) > 1 else ins[0]
+        bcast = out_b if len(ins) > 1 and math.prod(small) < math.prod(outs[0]) else 0.0
+        return "mul", {"in_bytes": in_b, "out_bytes": out_b, "broadcast_bytes": bcast}
+    if op is OpKind.ELEMENTWISE:
+        return "add", {"in_bytes": in_b, "out_bytes": out_b}
+    if op is OpKind.ACTIVATION:
+        cls = _act_class(layer.attr("fn")) or "other"
+        f = {"cheap_bytes": 0.0, "hswish_bytes": 0.0, "other_bytes": 0.0}
+        f[f"{cls}_bytes"] = out_b
+        return "activation", f
+    if op is OpKind.CONCAT:
+        return "concat", {"in_bytes": in_b, "out_bytes": out_b}
+    if op in (OpKind.MATMUL, OpKind.ATTENTION):
+        from edgecnn.analysis.costs import layer_cost
+
+        cost = layer_cost(layer)
+        return "matmul", {
+            "macs": float(cost.macs if cost else 0),
+            "in_bytes": in_b,
+            "out_bytes": out_b,
+        }
+    return "memory", {"in_bytes": in_b, "out_bytes": out_b}
+
+
+def _conv_from_layer(
+    layer: Layer, precision: str, act: str | None, residual: bool
+) -> tuple[str, dict[str, float]]:
+    n, cin, _, _ = layer.inputs[0].shape
+    out = layer.outputs[0].shape
+    kh, kw = layer.attr("kernel", (1, 1))
+    groups = int(layer.attr("groups", 1))
+    kind, f = conv_features(
+        cin,
+        out[1],
+        out[2],
+        out[3],
+        kh,
+        kw,
+        groups,
+        layer.inputs[0].numel,
+        precision,
+        act,
+        residual,
+        batch=n,
+    )
+    return kind, f
+
+
+def kernels(graph: Graph, precision: str = "fp32") -> list[Kernel]:
+    """The runtime kernels of ``graph`` at ``precision``, in execution order.
+
+    Grouping follows :func:`edgecnn.analysis.fusion.fused_groups` (BN folded into the conv,
+    the activation after it fused) and then, as ONNX Runtime does, a residual ``add`` whose one
+    input is the output of a plain conv group read by nothing else is fused into that conv
+    (``sum`` input), together with the activation after the add. Alias ops (reshape, flatten,
+    dropout) are no kernels.
+    """
+    if precision not in PRECISION_BYTES:
+        raise PredictorError(f"unknown precision '{precision}': choose fp32 or int8")
+    groups = [g for g in fused_groups(graph) if not g.is_alias]
+    readers: dict[str, int] = {}
+    for layer in graph.layers:
+        if layer.op in ALIAS_KINDS:
+            continue
+        for t in layer.inputs:
+            readers[t.name] = readers.get(t.name, 0) + 1
+    produced_by: dict[str, int] = {}
+    for i, g in enumerate(groups):
+        for t in g.outputs:
+            produced_by[t.name] = i
+    absorbed: set[int] = set()
+    residual_of: dict[int, int] = {}  # conv group index -> add group index
+    act_after: dict[int, int] = {}  # add group index -> activation group index
+    for i, g in enumerate(groups):
+        a = g.anchor
+        if not (a.op is OpKind.ELEMENTWISE and a.attr("fn") == "add" and len(a.inputs) == 2):
+            continue
+        if a.inputs[0].shape != a.inputs[1].shape:
+            continue
+        for t in a.inputs:
+            j = produced_by.get(t.name)
+            if j is None or j in residual_of or j in absorbed:
+                continue
+            c = groups[j]
+            if (
+                c.anchor.op is OpKind.CONV
+                and int(c.anchor.attr("groups", 1)) == 1
+                and c.fused_activation is None
+                and readers.get(t.name, 0) == 1
+            ):
+                residual_of[j] = i
+                absorbed.add(i)
+                break
+        if i in absorbed and i + 1 < len(groups):
+            nxt = groups[i + 1]
+            out = g.outputs[0].name
+            if (
+                nxt.anchor.op is OpKind.ACTIVATION
+                and nxt.anchor.inputs
+                and nxt.anchor.inputs[0].name == out
+                and readers.get(out, 0) == 1
+            ):
+                act_after[i] = i + 1
+                absorbed.add(i + 1)
+    out: list[Kernel] = []
+    for i, g in enumerate(groups):
+        if i in absorbed:
+            continue
+        names = [m.name for m in g.layers]
+        a = g.anchor
+        if a.op is OpKind.CONV and not a.attr("transposed", False) and len(a.inputs[0].shape) == 4:
+            act = g.fused_activation.attr("fn") if g.fused_activation is not None else None
+            residual = i in residual_of
+            if residual:
+                k = residual_of[i]
+                names += [m.name for m in groups[k].layers]
+                if groups[k].fused_activation is not None:  # add + act grouped by the IR
+                    act = groups[k].fused_activation.attr("fn")
+                elif k in act_after:
+                    act_g = groups[act_after[k]]
+                    act = act_g.anchor.attr("fn")
+                    names += [m.name for m in act_g.layers]
+            kind, f = _conv_from_layer(a, precision, act, residual)
+        else:
+            kind, f = _layer_kernel(a, precision)
+            if a.op is OpKind.BATCHNORM:
+                # ORT runs a BN it cannot fold as a per-channel (NCHWc) conv, with the ReLU fused
+                fused = g.fused_activation is not None
+                kind = "bn"
+                f = {**f, "act_bytes": f["out_bytes"] if fused else 0.0}
+                out.append(Kernel(a.name, kind, names, f))
+                continue
+            if g.fused_activation is not None and kind != "activation":
+                # an activation fused by the IR after a non-conv kernel: its own pass in ORT
+                out.append(Kernel(a.name, kind, [a.name], f))
+                act_l = g.fused_activation
+                kind, f = _layer_kernel(act_l, precision)
+                out.append(Kernel(act_l.name, kind, [m.name for m in g.layers[1:]], f))
+                continue
+        out.append(Kernel(a.name, kind, names, f))
+    return out
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+@dataclass
+class TypeModel:
+    """``latency_ms = intercept_ms + coef_ms . features`` (coefficients >= 0, ms per unit)."""
+
+    features: list[str]
+    intercept_ms: float
+    coef_ms: list[float]
+    samples: int = 0
+    fit_median_abs_rel_error: float = 0.0
+
+    def predict(self, f: dict[str, float]) -> float:
+        return max(
+            self.intercept_ms
+            + sum(c * f.get(n, 0.0) for n, c in zip(self.features, self.coef_ms, strict=True)),
+            0.0,
+        )
+
+
+@dataclass
+class Predictor:
+    """A calibrated per-kernel-type latency predictor for one runtime, precision and host."""
+
+    runtime: str
+    precision: str
+    device: str
+    cpu: str
+    threads: int
+    models: dict[str, TypeModel]
+    per_kernel_ms: float = 0.0
+    per_inference_ms: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def type_model(self, kind: str) -> tuple[str, TypeModel]:
+        """The model used for ``kind``: its own, else its fallback chain's (name, model)."""
+        k: str | None = kind
+        while k is not None:
+            if k in self.models:
+                return k, self.models[k]
+            k = FALLBACK.get(k)
+        raise PredictorError(
+            f"the calibrated predictor has no model for kernel type '{kind}' (nor a fallback): "
+            f"recalibrate with 'edgecnn calibrate --runtime {self.runtime} --precision {self.precision}'"
+        )
+
+    def predict_kernel(self, kernel: Kernel) -> float:
+        """Predicted latency of one kernel in ms, without the per-kernel dispatch overhead."""
+        _, m = self.type_model(kernel.type)
+        return m.predict(kernel.features)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "runtime": self.runtime,
+            "precision": self.precision,
+            "device": self.device,
+            "cpu": self.cpu,
+            "threads": self.threads,
+            "per_kernel_ms": self.per_kernel_ms,
+            "per_inference_ms": self.per_inference_ms,
+            "models": {k: asdict(m) for k, m in self.models.items()},
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Predictor:
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise ValueError("not an edgecnn latency predictor")
+        if d.get("version") != FORMAT_VERSION:
+            raise ValueError(f"predictor format version {d.get('version')!r}")
+        models: dict[str, TypeModel] = {}
+        for k, m in d["models"].items():
+            feats = [str(x) for x in m["features"]]
+            coef = [float(x) for x in m["coef_ms"]]
+            if len(feats) != len(coef) or not all(map(math.isfinite, coef)):
+                raise ValueError(f"model '{k}' has malformed coefficients")
+            models[str(k)] = TypeModel(
+                features=feats,
+                intercept_ms=float(m["intercept_ms"]),
+                coef_ms=coef,
+                samples=int(m.get("samples", 0)),
+                fit_median_abs_rel_error=float(m.get("fit_median_abs_rel_error", 0.0)),
+            )
+        return cls(
+            runtime=str(d["runtime"]),
+            precision=str(d["precision"]),
+            device=str(d["device"]),
+            cpu=str(d["cpu"]),
+            threads=int(d["threads"]),
+            models=models,
+            per_kernel_ms=float(d["per_kernel_ms"]),
+            per_inference_ms=float(d["per_inference_ms"]),
+            meta=dict(d.get("meta", {})),
+        )
+
+
+@dataclass
+class KernelPrediction:
+    name: str
+    type: str
+    model: str  # the type model used (the kernel's own or its fallback)
+    layers: list[str]
+    latency_ms: float  # kernel_ms + per_kernel_ms
+
+
+@dataclass
+class ModelPrediction:
+    """Whole-model prediction: ``latency_ms = per_inference_ms + sum(kernel latency_ms)``."""
+
+    runtime: str
+    precision: str
+    latency_ms: float
+    per_inference_ms: float
+    kernels: list[KernelPrediction]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def predict_graph(predictor: Predictor, graph: Graph) -> ModelPrediction:
+    """Predict ``graph``'s latency (ms) as the sum of its kernels' plus the per-inference overhead."""
+    rows: list[KernelPrediction] = []
+    for k in kernels(graph, predictor.precision):
+        used, m = predictor.type_model(k.type)
+        rows.append(
+            KernelPrediction(
+                k.name,
+                k.type,
+                used,
+                k.layers,
+                max(m.predict(k.features) + predictor.per_kernel_ms, 0.0),
+            )
+        )
+    total = predictor.per_inference_ms + sum(r.latency_ms for r in rows)
+    return ModelPrediction(
+        predictor.runtime, predictor.precision, total, predictor.per_inference_ms, rows
+    )
+
+
+# ----------------------------------------------------------------------------- fitting
+
+
+def fit_type_model(
+    features: Sequence[str], x: np.ndarray, y_ms: np.ndarray, relative: bool = True
+) -> TypeModel:
+    """Non-negative least squares of ``y_ms`` (n) on ``[1, x]`` (x: n x len(features)).
+
+    With ``relative`` each sample is weighted by ``1 / y`` so that the fit minimises relative
+    errors (small kernels count as much as big ones).
+    """
+    from scipy.optimize import nnls
+
+    x = np.asarray(x, dtype=np.float64).reshape(len(y_ms), len(features))
+    y = np.asarray(y_ms, dtype=np.float64)
+    a = np.hstack([np.ones((len(y), 1)), x])
+    scale = np.abs(a).max(axis=0)
+    scale[scale == 0] = 1.0
+    w = 1.0 / np.maximum(y, 1e-6) if relative else np.ones_like(y)
+    coef, _ = nnls((a / scale) * w[:, None], y * w, maxiter=50 * a.shape[1])
+    coef = coef / scale
+    model = TypeModel(list(features), float(coef[0]), [float(c) for c in coef[1:]], len(y))
+    pred = np.array([model.predict(dict(zip(features, row, strict=True))) for row in x])
+    model.fit_median_abs_rel_error = float(np.median(np.abs(pred - y) / np.maximum(y, 1e-9)))
+    return model
+
+
+# ----------------------------------------------------------------------------- storage
+
+
+def cpu_key(cpu: str | None = None) -> str:
+    """The host key of predictor files: the CPU model name as a lower-case slug."""
+    from edgecnn.analysis.devices import cpu_model
+
+    slug = re.sub(r"[^a-z0-9]+", "-", (cpu if cpu is not None else cpu_model()).lower())
+    return slug.strip("-")[:80] or "unknown-cpu"
+
+
+def default_path(runtime: str, precision: str, cpu: str | None = None) -> Path:
+    """``~/.cache/edgecnn/predictors/<runtime>-<precision>-<cpu-key>.json``."""
+    from edgecnn.analysis.devices import cache_dir
+
+    return cache_dir() / "predictors" / f"{runtime}-{precision}-{cpu_key(cpu)}.json"
+
+
+def save_predictor(predictor: Predictor, path: str | Path | None = None) -> Path:
+    """Write ``predictor`` as JSON (atomically) at ``path`` or its default path."""
+    from edgecnn.io import atomic_write_text
+
+    p = Path(path) if path is not None else default_path(predictor.runtime, predictor.precision)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_text(p, json.dumps(predictor.to_dict(), indent=1))
+
+
+def load_predictor(
+    runtime: str = "ort", precision: str = "fp32", path: str | Path | None = None
+) -> Predictor:
+    """Load a calibrated predictor with plain ``json`` (never unpickled).
+
+    Without ``path``, the host's default file; a missing or corrupt file raises
+    :class:`PredictorError` whose one-line message says how to calibrate.
+    """
+    how = f"run 'edgecnn calibrate --runtime {runtime} --precision {precision}'"
+    p = Path(path) if path is not None else default_path(runtime, precision)
+    if not p.is_file():
+        raise PredictorError(
+            f"no calibrated predictor for {runtime}/{precision} on this host: {how}"
+        )
+    try:
+        pred = Predictor.from_dict(json.loads(p.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
+        raise PredictorError(
+            f"calibrated predictor '{p}' is unreadable ({type(e).__name__}): {how} again"
+        ) from None
+    if pred.runtime != runtime or pred.precision != precision:
+        raise PredictorError(
+            f"predictor '{p}' is for {pred.runtime}/{pred.precision}, not {runtime}/{precision}: {how}"
+        )
+    return pred

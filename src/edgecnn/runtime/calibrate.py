@@ -1,0 +1,798 @@
+"""Calibrate a per-kernel latency predictor on this host for ONNX Runtime (nn-Meter's method).
+
+:func:`calibrate` samples kernel configurations from parametric ranges shaped like the
+torchvision zoo (channels growing as the feature map shrinks, 1x1/3x3/5x5/7x7 kernels, strides
+1/2, depthwise and grouped convs, SE-style broadcast multiplies, classifier and transformer
+linears, attention matmuls), builds each as a tiny single-kernel ONNX model with
+:mod:`onnx.helper` (no zoo model is used to derive them, so none is "used in calibration"), runs
+it in ONNX Runtime with one intra-op thread and ORT's profiler, and takes the kernel's own time:
+the sum of the per-node ``kernel_time`` medians, without the model's boundary nodes (NCHWc
+``ReorderInput``/``ReorderOutput``, and in int8 the input ``QuantizeLinear`` and output
+``DequantizeLinear``), which a whole network runs only once, and without the untimed ReLU
+``tail`` each model ends with (so that ORT fuses the kernel's activation as inside a network). A model of one tiny ReLU gives the
+per-inference overhead (wall time minus kernel time), a chain of tiny ReLUs the per-kernel
+correction: the executor's dispatch cost of one more kernel minus the time ORT's profiler books
+for it (the profiler inflates tiny kernels by a few microseconds, so this is usually negative).
+Each sampled kernel is replicated (:func:`replicate`) until the model's data exceeds the last-level
+cache, so that the kernels read cold weights and activations as they do deep in a network. Each kernel type's model is then fitted by
+:func:`edgecnn.analysis.latency_predictor.fit_type_model` and the predictor saved as JSON.
+
+INT8: each single-kernel model is quantized with ONNX Runtime's static QDQ quantizer with the
+settings :class:`edgecnn.compress.quantize.QuantConfig` uses by default (activations uint8
+asymmetric, weights int8 symmetric per channel, min/max calibration, dedicated QDQ pairs); the
+runtime package may not import ``compress``, so the settings are repeated here
+(:data:`INT8_SETTINGS`) and a test checks they agree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import math
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from edgecnn.analysis.latency_predictor import (
+    FEATURES,
+    PRECISIONS,
+    Predictor,
+    TypeModel,
+    conv_features,
+    fit_type_model,
+)
+from edgecnn.errors import ConfigError
+from edgecnn.schema import ResultKind
+
+#: ORT quantizer settings, the same as ``compress.quantize.QuantConfig()``'s defaults.
+INT8_SETTINGS: dict[str, Any] = {
+    "activation_type": "uint8",
+    "weight_type": "int8",
+    "per_channel": True,
+    "symmetric_activations": False,
+    "symmetric_weights": True,
+    "calibration": "minmax",
+}
+
+#: Share of the samples given to each kernel type (the rest of ``samples`` is split evenly).
+TYPE_WEIGHTS: dict[str, float] = {
+    "conv": 4.0,
+    "dwconv": 2.0,
+    "gconv": 1.0,
+    "linear": 1.0,
+    "maxpool": 0.5,
+    "avgpool": 0.5,
+    "gpool": 0.75,
+    "add": 0.75,
+    "mul": 0.75,
+    "activation": 0.75,
+    "concat": 0.75,
+    "matmul": 0.75,
+    "memory": 0.75,
+    "bn": 0.5,
+}
+MAX_SAMPLE_MACS = 6e8  #: sampled kernels are at most this many MACs (keeps calibration short)
+MIN_PER_TYPE = 1
+OPSET = 17
+#: Copies of a sampled kernel in one calibration model: enough that their data (inputs,
+#: weights, outputs) exceeds the last-level cache, so every kernel reads cold data, as a kernel
+#: deep in a network does. At most this many.
+MAX_COPIES = 16
+COLD_BYTES = 96 * 2**20
+
+
+@dataclass
+class Sample:
+    """One measured kernel: its type, configuration, features and kernel time (ms)."""
+
+    type: str
+    config: dict[str, Any]
+    features: dict[str, float]
+    kernel_ms: float
+    wall_ms: float
+    ort_ops: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CalibrationResult:
+    """What ``edgecnn calibrate`` did: the predictor file, the samples and the fit per type."""
+
+    runtime: str
+    precision: str
+    device: str
+    cpu: str
+    path: str
+    samples: int
+    seconds: float
+    per_inference_ms: float
+    per_kernel_ms: float
+    types: dict[str, dict[str, float]]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": ResultKind.CALIBRATION.value, **asdict(self)}
+
+
+# ----------------------------------------------------------------------------- sampling
+
+
+def _channels(rng: np.random.Generator, hw: int, lo: int = 8, hi: int = 2048) -> int:
+    """Channels typical at feature-map size ``hw``: ~64 at 56x56, doubling as hw halves."""
+    base = 64.0 * 56.0 / max(hw, 1)
+    c = base * 2.0 ** rng.uniform(-2.0, 1.5)
+    step = 8 if c >= 32 else 4
+    return int(min(max(round(c / step) * step, lo), hi))
+
+
+def _hw(rng: np.random.Generator) -> int:
+    return int(rng.choice([7, 14, 28, 56, 112, 7, 14, 28, 56, 13, 27, 35, 17]))
+
+
+def sample_config(kind: str, rng: np.random.Generator) -> dict[str, Any]:
+    """A random configuration of a ``kind`` kernel (dimensions, kernel, stride, activation)."""
+    for _ in range(200):
+        cfg = _draw(kind, rng)
+        if _macs(cfg) <= MAX_SAMPLE_MACS:
+            return cfg
+    return cfg
+
+
+def _draw(kind: str, rng: np.random.Generator) -> dict[str, Any]:
+    hw = _hw(rng)
+    if kind == "conv":
+        k = int(rng.choice([1, 1, 1, 3, 3, 5, 7]))
+        stride = int(rng.choice([1, 1, 1, 2]))
+        cin = _channels(rng, hw)
+        if rng.random() < 0.1:  # a stem: few input channels on a large image
+            cin, hw = int(rng.choice([3, 3, 16, 24])), int(rng.choice([224, 112]))
+            k, stride = int(rng.choice([3, 3, 7] if cin == 3 else [3])), 2
+        cout = _channels(rng, hw)
+        residual = bool(stride == 1 and rng.random() < 0.3)
+        if residual:
+            cout = cin
+        act = str(
+            rng.choice(["none", "relu", "relu6", "hardswish", "silu"], p=[0.3, 0.4, 0.1, 0.1, 0.1])
+        )
+        return dict(
+            type=kind, cin=cin, cout=cout, hw=hw, k=k, stride=stride, groups=1, act=act,
+            residual=residual,
+        )  # fmt: skip
+    if kind == "dwconv":
+        c = _channels(rng, hw, lo=16)
+        return dict(
+            type=kind, cin=c, cout=c, hw=hw, k=int(rng.choice([3, 3, 5, 7])),
+            stride=int(rng.choice([1, 1, 2])), groups=c,
+            act=str(rng.choice(["none", "relu", "relu6", "hardswish", "silu"])), residual=False,
+        )  # fmt: skip
+    if kind == "gconv":
+        groups = int(rng.choice([2, 4, 8, 32, 64]))
+        gw = int(rng.choice([4, 8, 16, 24, 48]))
+        c = groups * gw
+        return dict(
+            type=kind, cin=c, cout=c, hw=hw, k=3, stride=int(rng.choice([1, 1, 2])),
+            groups=groups, act=str(rng.choice(["none", "relu"])), residual=False,
+        )  # fmt: skip
+    if kind == "linear":
+        rows = 1 if rng.random() < 0.6 else int(rng.choice([49, 50, 64, 197]))
+        return dict(
+            type=kind, rows=rows, k=int(2 ** rng.uniform(7, 12)), n=int(2 ** rng.uniform(3, 12))
+        )
+    if kind in ("maxpool", "avgpool"):
+        k, s = (3, 2) if rng.random() < 0.6 else ((2, 2) if rng.random() < 0.6 else (3, 1))
+        return dict(type=kind, c=_channels(rng, hw), hw=max(hw, 7) * 2, k=k, stride=s)
+    if kind == "gpool":
+        return dict(type=kind, c=_channels(rng, hw, hi=4096), hw=hw)
+    if kind in ("add", "activation"):
+        fn = str(rng.choice(["relu", "hardswish", "sigmoid", "silu", "gelu"]))
+        return dict(type=kind, c=_channels(rng, hw), hw=hw, fn=fn)
+    if kind == "mul":
+        return dict(type=kind, c=_channels(rng, hw), hw=hw, broadcast=bool(rng.random() < 0.7))
+    if kind == "concat":
+        return dict(type=kind, c=_channels(rng, hw), hw=hw, n=int(rng.choice([2, 2, 3, 4])))
+    if kind == "matmul":
+        return dict(
+            type=kind, b=int(rng.choice([1, 3, 4, 6, 8, 12, 16])),
+            m=int(rng.choice([49, 50, 64, 197, 256])), k=int(rng.choice([32, 64, 96])),
+            n=int(rng.choice([49, 50, 64, 197, 256])),
+        )  # fmt: skip
+    if kind == "bn":
+        return dict(type=kind, c=_channels(rng, hw), hw=hw, act=str(rng.choice(["none", "relu"])))
+    if kind == "memory":
+        return dict(
+            type=kind, c=_channels(rng, hw), hw=hw,
+            fn=str(rng.choice(["transpose", "softmax", "layernorm"])),
+        )  # fmt: skip
+    raise ConfigError(f"unknown kernel type '{kind}'")
+
+
+def _out_hw(hw: int, k: int, stride: int) -> int:
+    return (hw + 2 * (k // 2) - k) // stride + 1
+
+
+def _macs(cfg: dict[str, Any]) -> float:
+    t = cfg["type"]
+    if t in ("conv", "dwconv", "gconv"):
+        o = _out_hw(cfg["hw"], cfg["k"], cfg["stride"])
+        return cfg["cout"] * o * o * cfg["cin"] / cfg["groups"] * cfg["k"] ** 2
+    if t == "linear":
+        return cfg["rows"] * cfg["k"] * cfg["n"]
+    if t == "matmul":
+        return cfg["b"] * cfg["m"] * cfg["k"] * cfg["n"]
+    return 0.0
+
+
+def features_of(cfg: dict[str, Any], precision: str) -> tuple[str, dict[str, float]]:
+    """The predictor's type and features of a sampled configuration (same functions as the IR's)."""
+    bpe = {"fp32": 4, "int8": 1}[precision]
+    t = cfg["type"]
+    if t in ("conv", "dwconv", "gconv"):
+        o = _out_hw(cfg["hw"], cfg["k"], cfg["stride"])
+        act = None if cfg["act"] == "none" else cfg["act"]
+        return conv_features(
+            cfg["cin"], cfg["cout"], o, o, cfg["k"], cfg["k"], cfg["groups"],
+            cfg["cin"] * cfg["hw"] ** 2, precision, act, cfg["residual"],
+        )  # fmt: skip
+    if t == "linear":
+        return t, {
+            "macs": float(cfg["rows"] * cfg["k"] * cfg["n"]),
+            "in_bytes": float(cfg["rows"] * cfg["k"] * bpe),
+            "out_bytes": float(cfg["rows"] * cfg["n"] * bpe),
+            "weight_bytes": float((cfg["k"] * cfg["n"] + cfg["n"]) * bpe),
+        }
+    if t in ("maxpool", "avgpool"):
+        o = (cfg["hw"] - cfg["k"]) // cfg["stride"] + 1
+        return t, {
+            "in_bytes": float(cfg["c"] * cfg["hw"] ** 2 * bpe),
+            "out_bytes": float(cfg["c"] * o * o * bpe),
+            "window_elems": float(cfg["c"] * o * o * cfg["k"] ** 2),
+        }
+    if t == "matmul":
+        b, m, k, nn_ = cfg["b"], cfg["m"], cfg["k"], cfg["n"]
+        return t, {
+            "macs": float(b * m * k * nn_),
+            "in_bytes": float((b * m * k + b * k * nn_) * bpe),
+            "out_bytes": float(b * m * nn_ * bpe),
+        }
+    n = cfg["c"] * cfg["hw"] ** 2
+    if t == "gpool":
+        return t, {"in_bytes": float(n * bpe), "out_bytes": float(cfg["c"] * bpe)}
+    if t == "add":
+        return t, {"in_bytes": float(2 * n * bpe), "out_bytes": float(n * bpe)}
+    if t == "mul":
+        small = cfg["c"] if cfg["broadcast"] else n
+        return t, {
+            "in_bytes": float((n + small) * bpe),
+            "out_bytes": float(n * bpe),
+            "broadcast_bytes": float(n * bpe if cfg["broadcast"] else 0),
+        }
+    if t == "bn":
+        return t, {
+            "in_bytes": float(n * bpe),
+            "out_bytes": float(n * bpe),
+            "act_bytes": float(n * bpe if cfg["act"] != "none" else 0),
+        }
+    if t == "activation":
+        from edgecnn.analysis.latency_predictor import _act_class
+
+        f = {"cheap_bytes": 0.0, "hswish_bytes": 0.0, "other_bytes": 0.0}
+        f[f"{_act_class(cfg['fn'])}_bytes"] = float(n * bpe)
+        return t, f
+    if t == "concat":
+        return t, {"in_bytes": float(n * cfg["n"] * bpe), "out_bytes": float(n * cfg["n"] * bpe)}
+    return t, {"in_bytes": float(n * bpe), "out_bytes": float(n * bpe)}
+
+
+# ----------------------------------------------------------------------------- ONNX builders
+
+
+def _init(name: str, arr: np.ndarray) -> TensorProto:
+    return numpy_helper.from_array(arr.astype(np.float32), name)
+
+
+def _vi(name: str, shape: list[int]) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def _act_nodes(fn: str, x: str, y: str, p: str) -> tuple[list[onnx.NodeProto], list[TensorProto]]:
+    if fn in ("none", None):
+        return [helper.make_node("Identity", [x], [y], name=f"{p}id")], []
+    if fn == "relu":
+        return [helper.make_node("Relu", [x], [y], name=f"{p}relu")], []
+    if fn == "relu6":
+        inits = [_init(f"{p}lo", np.array(0.0)), _init(f"{p}hi", np.array(6.0))]
+        return [helper.make_node("Clip", [x, f"{p}lo", f"{p}hi"], [y], name=f"{p}clip")], inits
+    if fn == "hardswish":
+        return [helper.make_node("HardSwish", [x], [y], name=f"{p}hs")], []
+    if fn == "sigmoid":
+        return [helper.make_node("Sigmoid", [x], [y], name=f"{p}sig")], []
+    if fn == "silu":
+        return [
+            helper.make_node("Sigmoid", [x], [f"{p}s"], name=f"{p}sig"),
+            helper.make_node("Mul", [x, f"{p}s"], [y], name=f"{p}mul"),
+        ], []
+    if fn == "gelu":  # the exporter's erf form
+        inits = [
+            _init(f"{p}r2", np.array(math.sqrt(2.0))),
+            _init(f"{p}one", np.array(1.0)),
+            _init(f"{p}half", np.array(0.5)),
+        ]
+        return [
+            helper.make_node("Div", [x, f"{p}r2"], [f"{p}a"], name=f"{p}div"),
+            helper.make_node("Erf", [f"{p}a"], [f"{p}b"], name=f"{p}erf"),
+            helper.make_node("Add", [f"{p}b", f"{p}one"], [f"{p}c"], name=f"{p}add"),
+            helper.make_node("Mul", [x, f"{p}c"], [f"{p}d"], name=f"{p}mul"),
+            helper.make_node("Mul", [f"{p}d", f"{p}half"], [y], name=f"{p}mul2"),
+        ], inits
+    raise ConfigError(f"unknown activation '{fn}'")
+
+
+def build_model(cfg: dict[str, Any], seed: int = 0) -> onnx.ModelProto:
+    """The single-kernel FP32 ONNX model of a sampled configuration."""
+    rng = np.random.default_rng(seed)
+    t = cfg["type"]
+    nodes: list[onnx.NodeProto] = []
+    inits: list[TensorProto] = []
+    inputs: list[onnx.ValueInfoProto] = []
+    out_shape: list[int]
+    if t in ("conv", "dwconv", "gconv"):
+        cin, cout, hw, k, s, g = (cfg[x] for x in ("cin", "cout", "hw", "k", "stride", "groups"))
+        o = _out_hw(hw, k, s)
+        inputs.append(_vi("x_in", [1, cin, hw, hw]))
+        # an untimed 1x1 max-pool head: the conv (and a shortcut) read a tensor another kernel
+        # wrote, in ORT's blocked layout as inside a network, not the graph's NCHW input
+        nodes.append(
+            helper.make_node("MaxPool", ["x_in"], ["head"], name="head", kernel_shape=[1, 1])
+        )
+        w = rng.standard_normal((cout, cin // g, k, k)) * (1.0 / math.sqrt(cin // g * k * k))
+        inits += [_init("w", w), _init("b", rng.standard_normal(cout) * 0.1)]
+        nodes.append(
+            helper.make_node(
+                "Conv",
+                ["head", "w", "b"],
+                ["c"],
+                name="conv",
+                kernel_shape=[k, k],
+                strides=[s, s],
+                pads=[k // 2] * 4,
+                group=g,
+            )  # fmt: skip
+        )
+        cur = "c"
+        if cfg["residual"]:  # an identity shortcut, as in a ResNet block: conv(x) + x
+            nodes.append(helper.make_node("Add", ["c", "head"], ["s"], name="add"))
+            cur = "s"
+        n, i = _act_nodes(cfg["act"], cur, "y", "a_")
+        nodes += n
+        inits += i
+        out_shape = [1, cout, o, o]
+    elif t == "linear":
+        shape = [1, cfg["k"]] if cfg["rows"] == 1 else [1, cfg["rows"], cfg["k"]]
+        inputs.append(_vi("x", shape))
+        w = rng.standard_normal((cfg["k"], cfg["n"])) / math.sqrt(cfg["k"])
+        inits += [_init("w", w), _init("b", rng.standard_normal(cfg["n"]) * 0.1)]
+        if cfg["rows"] == 1:
+            nodes.append(helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="gemm"))
+            out_shape = [1, cfg["n"]]
+        else:
+            nodes += [
+                helper.make_node("MatMul", ["x", "w"], ["m"], name="matmul"),
+                helper.make_node("Add", ["m", "b"], ["y"], name="bias"),
+            ]
+            out_shape = [1, cfg["rows"], cfg["n"]]
+    elif t in ("maxpool", "avgpool"):
+        c, hw, k, s = cfg["c"], cfg["hw"], cfg["k"], cfg["stride"]
+        inputs.append(_vi("x", [1, c, hw, hw]))
+        op = "MaxPool" if t == "maxpool" else "AveragePool"
+        nodes.append(
+            helper.make_node(op, ["x"], ["y"], name="pool", kernel_shape=[k, k], strides=[s, s])
+        )
+        o = (hw - k) // s + 1
+        out_shape = [1, c, o, o]
+    elif t == "matmul":
+        b, m, k, n = cfg["b"], cfg["m"], cfg["k"], cfg["n"]
+        inputs += [_vi("x", [1, b, m, k]), _vi("z", [1, b, k, n])]
+        nodes.append(helper.make_node("MatMul", ["x", "z"], ["y"], name="bmm"))
+        out_shape = [1, b, m, n]
+    else:
+        c, hw = cfg["c"], cfg["hw"]
+        shape = [1, c, hw, hw]
+        inputs.append(_vi("x", shape))
+        out_shape = shape
+        if t == "gpool":
+            nodes.append(helper.make_node("GlobalAveragePool", ["x"], ["y"], name="gap"))
+            out_shape = [1, c, 1, 1]
+        elif t == "add":
+            inputs.append(_vi("z", shape))
+            nodes.append(helper.make_node("Add", ["x", "z"], ["y"], name="add"))
+        elif t == "mul":
+            inputs.append(_vi("z", [1, c, 1, 1] if cfg["broadcast"] else shape))
+            nodes.append(helper.make_node("Mul", ["x", "z"], ["y"], name="mul"))
+        elif t == "activation":
+            nodes, inits = _act_nodes(cfg["fn"], "x", "y", "a_")
+        elif t == "concat":
+            names = ["x"] + [f"z{i}" for i in range(1, cfg["n"])]
+            inputs += [_vi(nm, shape) for nm in names[1:]]
+            nodes.append(helper.make_node("Concat", names, ["y"], name="concat", axis=1))
+            out_shape = [1, c * cfg["n"], hw, hw]
+        elif t == "bn":
+            c_ = cfg["c"]
+            inits += [
+                _init("sc", np.ones(c_)), _init("bi", np.zeros(c_)),
+                _init("mu", np.zeros(c_)), _init("va", np.ones(c_)),
+            ]  # fmt: skip
+            nodes.append(
+                helper.make_node(
+                    "BatchNormalization", ["x", "sc", "bi", "mu", "va"], ["n"], name="bn"
+                )
+            )
+            n_, i_ = _act_nodes(cfg["act"], "n", "y", "a_")
+            nodes += n_
+            inits += i_
+        elif t == "memory":
+            fn = cfg["fn"]
+            if fn == "transpose":
+                nodes.append(
+                    helper.make_node("Transpose", ["x"], ["y"], name="tr", perm=[0, 1, 3, 2])
+                )
+            elif fn == "softmax":
+                nodes.append(helper.make_node("Softmax", ["x"], ["y"], name="sm", axis=-1))
+            elif fn == "layernorm":
+                inits += [_init("g", np.ones(hw)), _init("bb", np.zeros(hw))]
+                nodes.append(
+                    helper.make_node(
+                        "LayerNormalization", ["x", "g", "bb"], ["y"], name="ln", axis=-1
+                    )
+                )
+            else:
+                inits += [
+                    _init(nm, v)
+                    for nm, v in (
+                        ("sc", np.ones(c)), ("bi", np.zeros(c)),
+                        ("mu", np.zeros(c)), ("va", np.ones(c)),
+                    )
+                ]  # fmt: skip
+                nodes.append(
+                    helper.make_node(
+                        "BatchNormalization", ["x", "sc", "bi", "mu", "va"], ["y"], name="bn"
+                    )
+                )
+        else:
+            raise ConfigError(f"unknown kernel type '{t}'")
+    # a ReLU tail after the kernel (not timed): ORT fuses an activation into a conv only when
+    # the activation's output is no graph output, as inside a network
+    for nd in nodes:
+        for j, o in enumerate(nd.output):
+            if o == "y":
+                nd.output[j] = "y_pre"
+    nodes.append(helper.make_node("Relu", ["y_pre"], ["y"], name="tail"))
+    graph = helper.make_graph(nodes, t, inputs, [_vi("y", out_shape)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    return model
+
+
+# ----------------------------------------------------------------------------- measurement
+
+
+def _feeds(model: onnx.ModelProto, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    out = {}
+    for vi in model.graph.input:
+        shape = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+        out[vi.name] = rng.standard_normal(shape).astype(np.float32)
+    return out
+
+
+@contextlib.contextmanager
+def _quiet():
+    logging.disable(logging.WARNING)
+    try:
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def quantize_model(model: onnx.ModelProto, workdir: Path, samples: int = 4) -> onnx.ModelProto:
+    """Static QDQ INT8 of ``model`` with :data:`INT8_SETTINGS` (random calibration inputs)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.calibrate import CalibrationDataReader
+
+    rng = np.random.default_rng(1)
+    batches = [_feeds(model, rng) for _ in range(samples)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(batches)
+
+        def get_next(self):  # noqa: ANN201 - ORT's interface
+            return next(self.it, None)
+
+    src, dst = workdir / "k.onnx", workdir / "k-int8.onnx"
+    onnx.save(model, str(src))
+    qt = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+    with _quiet():
+        quantize_static(
+            str(src),
+            str(dst),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            activation_type=qt[INT8_SETTINGS["activation_type"]],
+            weight_type=qt[INT8_SETTINGS["weight_type"]],
+            per_channel=INT8_SETTINGS["per_channel"],
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options={
+                "ActivationSymmetric": INT8_SETTINGS["symmetric_activations"],
+                "WeightSymmetric": INT8_SETTINGS["symmetric_weights"],
+                "DedicatedQDQPair": True,
+            },
+        )
+    return onnx.load(str(dst))
+
+
+def replicate(model: onnx.ModelProto, copies: int) -> onnx.ModelProto:
+    """``copies`` independent copies of ``model``'s graph in one model (names prefixed ``r<i>_``)."""
+    from onnx import compose
+
+    if copies <= 1:
+        return model
+    parts = [compose.add_prefix(model, prefix=f"r{i}_") for i in range(copies)]
+    g = helper.make_graph(
+        [n for p in parts for n in p.graph.node],
+        model.graph.name,
+        [x for p in parts for x in p.graph.input],
+        [x for p in parts for x in p.graph.output],
+        [x for p in parts for x in p.graph.initializer],
+    )
+    out = helper.make_model(g, opset_imports=list(model.opset_import))
+    out.ir_version = model.ir_version
+    return out
+
+
+def copies_for(model: onnx.ModelProto) -> int:
+    """Copies of ``model`` whose data exceeds :data:`COLD_BYTES` (1 to :data:`MAX_COPIES`)."""
+    elems = sum(math.prod(i.dims) for i in model.graph.initializer)
+    for vi in [*model.graph.input, *model.graph.output]:
+        elems += math.prod(d.dim_value for d in vi.type.tensor_type.shape.dim)
+    return int(min(max(math.ceil(COLD_BYTES / max(4 * elems, 1)), 1), MAX_COPIES))
+
+
+LAYOUT_OPS = frozenset(
+    {"QuantizeLinear", "DequantizeLinear", "ReorderInput", "ReorderOutput", "Transpose"}
+)
+NHWC_PERMS = ([0, 2, 3, 1], [0, 3, 1, 2])
+
+
+def _is_layout(n: onnx.NodeProto) -> bool:
+    if n.op_type == "Transpose":
+        perm = [list(a.ints) for a in n.attribute if a.name == "perm"]
+        return bool(perm) and perm[0] in NHWC_PERMS
+    return n.op_type in LAYOUT_OPS or "tail" in n.name or "head" in n.name
+
+
+def _boundary_nodes(optimized: onnx.ModelProto) -> set[str]:
+    """Nodes a whole network runs once, not per kernel: the chains of layout and quantization
+    ops (NCHWc reorders, NCHW<->NHWC transposes, Q, DQ) that connect the graph inputs to the
+    kernel and the kernel to the graph outputs."""
+    g = optimized.graph
+    consts = {i.name for i in g.initializer}
+    known = {i.name for i in g.input} | consts
+    skip: set[str] = set()
+    for n in g.node:
+        if _is_layout(n) and all(x in known for x in n.input if x):
+            skip.add(n.name)
+            known.update(n.output)
+    tail = {o.name for o in g.output}
+    for n in reversed(g.node):
+        if n.name not in skip and _is_layout(n) and all(o in tail for o in n.output if o):
+            skip.add(n.name)
+            tail.update(n.input)
+    return skip
+
+
+def measure_kernel(
+    model: onnx.ModelProto,
+    runs: int = 0,
+    budget_s: float = 0.25,
+    seed: int = 0,
+    copies: int = 1,
+) -> tuple[float, float, list[str]]:
+    """``(kernel_ms, wall_ms, ops)`` of a single-kernel model in ORT on 1 thread.
+
+    ``kernel_ms``: sum over the non-boundary nodes of their median profiled kernel time;
+    ``wall_ms``: median ``run`` time without the profiler; ``ops``: the op types ORT runs.
+    ``runs=0`` picks the run count from ``budget_s`` (5 to 40 runs). ``copies``: the model holds
+    that many independent copies of the kernel (:func:`replicate`, node names ``r<i>_...``);
+    per-node times are pooled over the copies and ``wall_ms`` is divided by ``copies``.
+    """
+    import onnxruntime as ort
+
+    from edgecnn.runtime.bench import measure_latency
+
+    data = model.SerializeToString()
+    feeds = _feeds(model, np.random.default_rng(seed))
+    with tempfile.TemporaryDirectory(prefix="edgecnn-cal-") as d:
+        so = _options(ort)
+        so.optimized_model_filepath = str(Path(d) / "opt.onnx")
+        sess = ort.InferenceSession(data, sess_options=so, providers=["CPUExecutionProvider"])
+        t0 = time.perf_counter()
+        sess.run(None, feeds)
+        once = time.perf_counter() - t0
+        n = runs or int(min(max(budget_s / 2 / max(once, 1e-6), 5), 40))
+        wall = measure_latency(lambda: sess.run(None, feeds), runs=n, warmup=1).median_ms
+        opt = onnx.load(str(Path(d) / "opt.onnx"))
+        skip = _boundary_nodes(opt)
+        ops = [nd.op_type for nd in opt.graph.node if nd.name not in skip]
+        del sess
+        so = _options(ort)
+        so.enable_profiling = True
+        so.profile_file_prefix = str(Path(d) / "prof")
+        sess = ort.InferenceSession(data, sess_options=so, providers=["CPUExecutionProvider"])
+        for _ in range(n + 1):
+            sess.run(None, feeds)
+        events = json.loads(Path(sess.end_profiling()).read_text())
+    per_node: dict[str, list[float]] = {}
+    for e in events:
+        name = e.get("name", "")
+        if e.get("cat") == "Node" and name.endswith("_kernel_time"):
+            node = name[: -len("_kernel_time")]
+            if node in skip or "tail" in node or "head" in node:
+                continue
+            per_node.setdefault(node, []).append(float(e["dur"]) / 1e3)
+    kernel = sum(statistics.median(v[1:] or v) for v in per_node.values()) / copies
+    return kernel, wall / copies, ops
+
+
+def _options(ort):  # noqa: ANN001, ANN202 - onnxruntime module
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    return so
+
+
+def _relu_chain(n: int) -> onnx.ModelProto:
+    nodes = [
+        helper.make_node("Relu", [f"t{i}"], [f"t{i + 1}" if i + 1 < n else "y"], name=f"r{i}")
+        for i in range(n)
+    ]
+    nodes[0].input[0] = "x"
+    g = helper.make_graph(nodes, "chain", [_vi("x", [1, 8, 1, 1])], [_vi("y", [1, 8, 1, 1])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)])
+    m.ir_version = 8
+    return m
+
+
+def measure_overheads(precision: str, workdir: Path) -> tuple[float, float]:
+    """``(per_inference_ms, per_kernel_ms)`` from one tiny ReLU and a chain of 32 of them."""
+    chain = 32
+    one = _relu_chain(1)
+    many = _relu_chain(chain)
+    if precision == "int8":
+        one, many = quantize_model(one, workdir), quantize_model(many, workdir)
+    k1, w1, _ = measure_kernel(one, runs=200)
+    kn, wn, _ = measure_kernel(many, runs=200)
+    per_inference = max(w1 - k1, 0.0)
+    # wall-clock cost of one more kernel minus what the profiler books for it: the dispatch
+    # overhead net of the profiler's own per-node inflation of kernel_time (can be negative)
+    per_kernel = ((wn - w1) - (kn - k1)) / (chain - 1)
+    return per_inference, per_kernel
+
+
+# ----------------------------------------------------------------------------- calibration
+
+
+def samples_per_type(samples: int) -> dict[str, int]:
+    """How many of ``samples`` each kernel type gets (at least :data:`MIN_PER_TYPE`)."""
+    total = sum(TYPE_WEIGHTS.values())
+    return {k: max(MIN_PER_TYPE, round(samples * w / total)) for k, w in TYPE_WEIGHTS.items()}
+
+
+def calibrate(
+    precision: str = "fp32",
+    samples: int = 300,
+    seed: int = 0,
+    out: str | Path | None = None,
+    on_sample: Callable[[int, int], None] | None = None,
+) -> tuple[Predictor, CalibrationResult]:
+    """Sample, measure and fit a predictor for ORT at ``precision`` on this host; save it.
+
+    ``samples``: the total number of kernels measured (split by :func:`samples_per_type`).
+    ``out``: the predictor file (default :func:`~edgecnn.analysis.latency_predictor.default_path`).
+    ``on_sample(i, n)`` reports progress.
+    """
+    import onnxruntime as ort
+
+    from edgecnn.analysis.devices import cpu_model
+    from edgecnn.analysis.latency_predictor import save_predictor
+
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision '{precision}': choose fp32 or int8")
+    if samples < 1:
+        raise ConfigError(f"--samples must be >= 1, got {samples}")
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    plan = samples_per_type(samples)
+    n_total = sum(plan.values())
+    measured: list[Sample] = []
+    i = 0
+    with tempfile.TemporaryDirectory(prefix="edgecnn-cal-") as d:
+        work = Path(d)
+        per_inference, per_kernel = measure_overheads(precision, work)
+        for kind, n in plan.items():
+            for _ in range(n):
+                cfg = sample_config(kind, rng)
+                model = build_model(cfg, seed=i)
+                copies = copies_for(model)
+                model = replicate(model, copies)
+                if precision == "int8":
+                    model = quantize_model(model, work)
+                kernel_ms, wall_ms, ops = measure_kernel(model, seed=i, copies=copies)
+                _, f = features_of(cfg, precision)
+                measured.append(Sample(kind, cfg, f, kernel_ms, wall_ms, ops))
+                i += 1
+                if on_sample is not None:
+                    on_sample(i, n_total)
+    models: dict[str, TypeModel] = {}
+    for kind, feats in FEATURES.items():
+        rows = [s for s in measured if s.type == kind]
+        if not rows:
+            continue
+        x = np.array([[s.features[f] for f in feats] for s in rows])
+        y = np.array([s.kernel_ms for s in rows])
+        models[kind] = fit_type_model(feats, x, y)
+    cpu = cpu_model()
+    predictor = Predictor(
+        runtime="ort",
+        precision=precision,
+        device="host",
+        cpu=cpu,
+        threads=1,
+        models=models,
+        per_kernel_ms=per_kernel,
+        per_inference_ms=per_inference,
+        meta={
+            "onnxruntime": ort.__version__,
+            "samples": len(measured),
+            "seed": seed,
+            "created_unix_s": time.time(),
+            "int8_settings": INT8_SETTINGS if precision == "int8" else None,
+        },
+    )
+    path = save_predictor(predictor, out)
+    seconds = time.perf_counter() - t0
+    predictor.meta["calibration_s"] = seconds
+    save_predictor(predictor, path)
+    return predictor, CalibrationResult(
+        runtime="ort",
+        precision=precision,
+        device="host",
+        cpu=cpu,
+        path=str(path),
+        samples=len(measured),
+        seconds=seconds,
+        per_inference_ms=per_inference,
+        per_kernel_ms=per_kernel,
+        types={
+            k: {"samples": m.samples, "fit_median_abs_rel_error": m.fit_median_abs_rel_error}
+            for k, m in models.items()
+        },
+        rows=[asdict(s) for s in measured],
+    )

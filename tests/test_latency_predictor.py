@@ -1,0 +1,227 @@
+"""The calibrated per-kernel latency predictor: features, grouping, fitting, JSON storage, CLI.
+
+No assertion depends on this machine's speed: measured times are only checked for being
+positive and finite; accuracy figures come from benchmarks/bench_predictor.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cli_helpers import run_cli
+from edgecnn.analysis.latency_predictor import (
+    FEATURES,
+    Predictor,
+    PredictorError,
+    TypeModel,
+    conv_features,
+    default_path,
+    fit_type_model,
+    kernels,
+    load_predictor,
+    predict_graph,
+    save_predictor,
+)
+from edgecnn.graph.from_torch import graph_from_module
+
+
+class Block(nn.Module):
+    """conv+bn+relu, then conv+bn + identity residual + relu, pool, linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.b1 = nn.BatchNorm2d(8)
+        self.c2 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.b2 = nn.BatchNorm2d(8)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        y = torch.relu(self.b1(self.c1(x)))
+        y = torch.relu(self.b2(self.c2(y)) + x)
+        y = torch.nn.functional.hardswish(self.dw(y))
+        return self.fc(torch.flatten(self.pool(y), 1))
+
+
+def _graph():
+    return graph_from_module(Block().eval(), (1, 8, 16, 16), name="block")
+
+
+def _predictor(precision: str = "fp32") -> Predictor:
+    rng = np.random.default_rng(3)
+    models = {
+        k: TypeModel(list(f), float(rng.uniform(0.001, 0.01)), list(rng.uniform(0, 1e-7, len(f))))
+        for k, f in FEATURES.items()
+    }
+    return Predictor("ort", precision, "host", "test cpu", 1, models, 0.002, 0.05, {"seed": 3})
+
+
+def test_conv_features_closed_form():
+    kind, f = conv_features(16, 32, 8, 8, 3, 3, 1, 16 * 16 * 16, "fp32", "relu", residual=True)
+    assert kind == "conv"
+    assert f["macs"] == 32 * 8 * 8 * 16 * 3 * 3
+    assert f["macs_k1"] == 0 and f["macs_lowc"] == 0
+    assert f["in_bytes"] == 16 * 16 * 16 * 4
+    assert f["out_bytes"] == 32 * 8 * 8 * 4
+    assert f["weight_bytes"] == 32 * 16 * 9 * 4
+    assert f["sum_bytes"] == f["out_bytes"] and f["act_cheap_bytes"] == f["out_bytes"]
+    kind, f = conv_features(64, 64, 7, 7, 5, 5, 64, 64 * 49, "int8", "hardswish")
+    assert kind == "dwconv"
+    assert f["macs"] == 64 * 49 * 25 and f["weight_bytes"] == 64 * 25
+    assert f["act_hswish_bytes"] == 64 * 49 and set(f) == set(FEATURES["dwconv"])
+    assert conv_features(64, 64, 7, 7, 3, 3, 4, 64 * 49, "fp32")[0] == "gconv"
+
+
+def test_kernel_grouping_matches_ort_fusion():
+    ks = kernels(_graph())
+    types = [k.type for k in ks]
+    # conv+bn+relu is one kernel; conv+bn+add+relu one (ORT's conv with a sum input);
+    # depthwise conv with its hardswish; global pool; linear (flatten is an alias: no kernel)
+    assert types == ["conv", "conv", "dwconv", "gpool", "linear"]
+    assert len(ks[0].layers) == 3
+    assert len(ks[1].layers) == 4
+    assert ks[0].features["sum_bytes"] == 0 and ks[1].features["sum_bytes"] == 8 * 16 * 16 * 4
+    assert ks[1].features["act_cheap_bytes"] == 8 * 16 * 16 * 4
+    assert ks[2].features["act_hswish_bytes"] == 8 * 16 * 16 * 4
+    assert ks[0].features["macs"] == 8 * 256 * 8 * 9
+    int8 = kernels(_graph(), "int8")
+    assert int8[0].features["in_bytes"] * 4 == ks[0].features["in_bytes"]
+
+
+def test_whole_model_is_sum_of_kernels_plus_overhead():
+    p = _predictor()
+    g = _graph()
+    pred = predict_graph(p, g)
+    ks = kernels(g)
+    assert len(pred.kernels) == len(ks)
+    expect = [p.predict_kernel(k) + p.per_kernel_ms for k in ks]
+    assert [k.latency_ms for k in pred.kernels] == pytest.approx(expect, rel=1e-12)
+    assert pred.latency_ms == pytest.approx(p.per_inference_ms + sum(expect), rel=1e-12)
+
+
+def test_json_round_trip_is_exact(tmp_path):
+    p = _predictor("int8")
+    path = save_predictor(p, tmp_path / "p.json")
+    q = load_predictor("ort", "int8", path)
+    assert q.to_dict() == p.to_dict()
+    g = _graph()
+    assert predict_graph(q, g).to_dict() == predict_graph(p, g).to_dict()
+    json.loads(path.read_text())  # plain JSON, nothing else
+
+
+def test_fit_recovers_a_linear_law():
+    rng = np.random.default_rng(0)
+    feats = ("macs", "in_bytes", "out_bytes")
+    x = np.column_stack(
+        [rng.uniform(1e5, 1e9, 60), rng.uniform(1e3, 1e7, 60), rng.uniform(1e3, 1e7, 60)]
+    )
+    true = np.array([2e-8, 5e-7, 0.0])
+    y = 0.01 + x @ true
+    m = fit_type_model(feats, x, y)
+    assert m.intercept_ms == pytest.approx(0.01, rel=1e-6)
+    assert m.coef_ms[0] == pytest.approx(2e-8, rel=1e-6)
+    assert m.coef_ms[1] == pytest.approx(5e-7, rel=1e-6)
+    assert abs(m.coef_ms[2]) < 1e-12
+    assert m.fit_median_abs_rel_error < 1e-6
+
+
+def test_fallback_and_missing_type():
+    p = _predictor()
+    del p.models["gconv"]
+    assert p.type_model("gconv")[0] == "conv"
+    p.models = {}
+    with pytest.raises(PredictorError, match="recalibrate"):
+        p.type_model("conv")
+
+
+def test_int8_settings_mirror_compress_defaults():
+    from edgecnn.compress.quantize import QuantConfig
+    from edgecnn.runtime.calibrate import INT8_SETTINGS
+
+    cfg = QuantConfig()
+    for k, v in INT8_SETTINGS.items():
+        assert getattr(cfg, k) == v, k
+
+
+def test_calibration_models_are_valid_onnx_with_matching_features():
+    import onnx
+
+    from edgecnn.runtime.calibrate import build_model, features_of, replicate, sample_config
+
+    rng = np.random.default_rng(1)
+    for kind in FEATURES:
+        cfg = sample_config(kind, rng)
+        m = build_model(cfg)
+        onnx.checker.check_model(m)
+        onnx.checker.check_model(replicate(m, 2))
+        t, f = features_of(cfg, "fp32")
+        assert t == kind and set(f) == set(FEATURES[kind])
+
+
+def test_profile_missing_predictor_exits_2_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    code, out, err = run_cli(
+        ["profile", "resnet18", "--device", "host", "--runtime", "ort", "--precision", "int8"],
+        capsys,
+    )
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1
+    assert "no calibrated predictor for ort/int8 on this host" in lines[0]
+    assert "edgecnn calibrate --runtime ort --precision int8" in lines[0]
+    assert not default_path("ort", "int8").exists()
+
+
+@pytest.mark.parametrize(
+    "content", ["{not json", json.dumps({"format": "something else"}), json.dumps([1, 2])]
+)
+def test_profile_corrupt_predictor_exits_2_one_line(tmp_path, monkeypatch, capsys, content):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    path = default_path("ort", "fp32")
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    code, _, err = run_cli(["profile", "resnet18", "--runtime", "ort"], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "unreadable" in lines[0] and "edgecnn calibrate" in lines[0]
+
+
+def test_calibrate_cli_end_to_end(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    code, out, err = run_cli(["calibrate", "--runtime", "ort", "--samples", "8", "--json"], capsys)
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["kind"] == "calibration" and res["precision"] == "fp32"
+    assert res["samples"] >= 8 and set(res["types"]) == set(FEATURES)
+    assert all(r["kernel_ms"] > 0 and math.isfinite(r["kernel_ms"]) for r in res["rows"])
+    path = default_path("ort", "fp32")
+    assert res["path"] == str(path) and path.is_file()
+    p = load_predictor("ort", "fp32")
+    code, out, err = run_cli(
+        ["profile", "resnet18", "--device", "host", "--runtime", "ort", "--json"], capsys
+    )
+    assert code == 0, err
+    prof = json.loads(out)
+    from edgecnn.models.resolve import load_graph
+
+    expect = predict_graph(p, load_graph("resnet18"))
+    assert prof["runtime"] == "ort"
+    assert prof["totals"]["predicted_ms"] == pytest.approx(expect.latency_ms, rel=1e-9)
+    per_layer = sum(r["predicted_ms"] or 0 for r in prof["layers"])
+    assert per_layer + p.per_inference_ms == pytest.approx(expect.latency_ms, rel=1e-9)
+    from edgecnn.report.kinds import validate
+
+    validate(res, "calibration result")
+
+
+def test_calibrate_rejects_other_device(capsys):
+    code, _, err = run_cli(["calibrate", "--device", "rpi5"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
