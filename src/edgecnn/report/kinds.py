@@ -56,6 +56,7 @@ SECTIONS: dict[ResultKind, Section] = {
     ResultKind.DEPLOY: Section("Deployment (runtime conversions)", s.render_deploy, merged=True),
     ResultKind.RUNTIME_BENCH: Section(
         "Measured latency across runtimes", s.render_runtime_bench, merged=True
+    ),
     ResultKind.CALIBRATION: Section(
         "Calibrated latency predictors", s.render_calibration, merged=True
     ),
