@@ -710,38 +710,21 @@ def run_codesign(
         n_all = len(space.gene_sizes)
         net_idx = range(n_net)
         acc_idx = range(n_net, n_all)
+
+        def sequential(first_fixed: range, then_fixed: range, seed: int, fallback: int):
+            """Search the genes outside ``first_fixed`` (held at the reference), pick the best,
+            then search the genes outside ``then_fixed`` (held at the best's values)."""
+            a = nsga2(
+                runner, space, budget, half, {i: ref[i] for i in first_fixed}, seed, tick, ref
+            )
+            best = select_best(a, budget) or min(a, key=lambda r: objectives(r)[fallback])
+            fixed = {i: best["genome"][i] for i in then_fixed}
+            return a + nsga2(runner, space, budget, half, fixed, seed + 1, tick, best["genome"])
+
         # network first: network on the reference accelerator, then the accelerator for the best
-        s1 = nsga2(
-            runner, space, budget, half, {i: ref[i] for i in acc_idx}, space.seed + 1, tick, ref
-        )
-        best1 = select_best(s1, budget) or min(s1, key=lambda r: objectives(r)[0])
-        s2 = nsga2(
-            runner,
-            space,
-            budget,
-            half,
-            {i: best1["genome"][i] for i in net_idx},
-            space.seed + 2,
-            tick,
-            best1["genome"],
-        )
-        net_first = s1 + s2
+        net_first = sequential(acc_idx, net_idx, space.seed + 1, 0)
         # hardware first: accelerator for the reference network, then the network for the best
-        h1 = nsga2(
-            runner, space, budget, half, {i: ref[i] for i in net_idx}, space.seed + 3, tick, ref
-        )
-        best_h = select_best(h1, budget) or min(h1, key=lambda r: objectives(r)[1])
-        h2 = nsga2(
-            runner,
-            space,
-            budget,
-            half,
-            {i: best_h["genome"][i] for i in acc_idx},
-            space.seed + 4,
-            tick,
-            best_h["genome"],
-        )
-        hw_first = h1 + h2
+        hw_first = sequential(net_idx, acc_idx, space.seed + 3, 1)
         t_baselines = time.perf_counter() - t0
     finally:
         runner.close()
