@@ -10,7 +10,14 @@ import typer
 from rich.table import Table
 
 from edgecnn.cli.app import app
-from edgecnn.cli.common import console, err_console, parse_shape, print_json, track
+from edgecnn.cli.common import (
+    console,
+    device_max_batch,
+    err_console,
+    parse_shape,
+    print_json,
+    track,
+)
 from edgecnn.errors import ConfigError
 from edgecnn.io import check_output_path
 
@@ -105,7 +112,7 @@ def profile(
     graph = load_graph(model, shape)
     result = run_profile(graph, precision, device, onchip_bytes)
     if max_batch_flag:
-        result.max_batch = _max_batch(model, graph, device, precision)
+        result.max_batch = device_max_batch(model, shape, device, precision)
     if predictor is not None:
         from edgecnn.analysis.latency_predictor import predict_graph
         from edgecnn.analysis.profile import attach_prediction
@@ -117,21 +124,6 @@ def profile(
         print_json(result.to_dict())
         return
     _print_profile(result, all_layers)
-
-
-def _max_batch(model: str, graph, device: str, precision: str):
-    from edgecnn.analysis.batch import max_batch
-    from edgecnn.analysis.devices import get_device
-    from edgecnn.models.resolve import load_graph
-
-    dev = get_device(device)
-    if dev.memory_bytes is None:
-        raise ConfigError(
-            f"device '{device}' has no published memory size (memory_bytes in devices.toml): "
-            "--max-batch needs one; choose another --device"
-        )
-    rest = tuple(graph.inputs[0].shape[1:])
-    return max_batch(lambda b: load_graph(model, (b, *rest)), dev.memory_bytes, precision, device)
 
 
 def _write_layers_csv(result, path: Path) -> None:

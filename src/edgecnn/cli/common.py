@@ -119,3 +119,26 @@ def track(
     )
     with progress:
         yield from progress.track(items, total=total, description=description)
+
+
+def device_max_batch(model: str, shape, device: str | None, precision: str = "fp32"):
+    """``analysis.batch.max_batch`` of ``model`` for ``device``'s memory (``None``: this host's
+    available memory / ``runtime.memory.RUNTIME_COPIES``, as PyTorch and ORT each hold a copy)."""
+    from edgecnn.analysis.batch import max_batch
+    from edgecnn.analysis.devices import get_device
+    from edgecnn.errors import ConfigError
+    from edgecnn.models.resolve import load_graph
+    from edgecnn.runtime.memory import RUNTIME_COPIES, available_memory_bytes
+
+    if device is None:
+        memory, name = available_memory_bytes() // RUNTIME_COPIES, "this host"
+    else:
+        dev = get_device(device)
+        if dev.memory_bytes is None:
+            raise ConfigError(
+                f"device '{device}' has no published memory size (memory_bytes in devices.toml): "
+                "--max-batch needs one; choose another --device"
+            )
+        memory, name = dev.memory_bytes, device
+    rest = tuple(load_graph(model, shape).inputs[0].shape[1:])
+    return max_batch(lambda b: load_graph(model, (b, *rest)), memory, precision, name)

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from edgecnn.cli.app import app
-from edgecnn.cli.common import console, parse_shape, print_json, track
+from edgecnn.cli.common import console, device_max_batch, parse_shape, print_json, track
 
 
 @app.command()
@@ -103,7 +103,7 @@ def bench(
     if max_batch_flag:
         if batch is not None:
             raise ConfigError("give --batch or --max-batch, not both")
-        batch = _largest_batch(model, shape, device)
+        batch = device_max_batch(model, shape, device).batch
         if not json_out:
             console.print(f"--max-batch: batch {batch} fits {device or 'this host'}")
     if runtime is not None:
@@ -230,29 +230,6 @@ def _bench_runtimes(model, runtime, threads, batch, runs, warmup, shape, json_ou
         console.print(f"fastest at {t} thread(s): {res.fastest[t]}")
     for sk in res.skipped:
         console.print(f"skipped {sk['runtime']}: {sk['reason']}")
-
-
-def _largest_batch(model: str, shape, device: str | None) -> int:
-    """The largest batch of ``model`` that fits ``device``'s memory (host: available / copies)."""
-    from edgecnn.analysis.batch import max_batch
-    from edgecnn.analysis.devices import get_device
-    from edgecnn.errors import ConfigError
-    from edgecnn.models.resolve import load_graph
-    from edgecnn.runtime.memory import RUNTIME_COPIES, available_memory_bytes
-
-    if device is None:
-        memory, name = available_memory_bytes() // RUNTIME_COPIES, "this host"
-    else:
-        dev = get_device(device)
-        if dev.memory_bytes is None:
-            raise ConfigError(
-                f"device '{device}' has no published memory size (memory_bytes in devices.toml): "
-                "choose another --device or give --batch"
-            )
-        memory, name = dev.memory_bytes, device
-    g = load_graph(model, shape)
-    rest = tuple(g.inputs[0].shape[1:])
-    return max_batch(lambda b: load_graph(model, (b, *rest)), memory, "fp32", name).batch
 
 
 @app.command("predicted-vs-measured")
