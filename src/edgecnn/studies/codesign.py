@@ -435,11 +435,15 @@ def nsga2(
     seed: int = 0,
     on_done: Callable[[int], None] | None = None,
     start: Sequence[int] | None = None,
+    operators: str = "block",
 ) -> list[dict[str, Any]]:
     """NSGA-II over the genes not in ``fixed`` (gene index -> value); returns every row it
     evaluated (population x generations, duplicates removed by pymoo). ``start`` (a full
     genome) replaces one random member of the first population (every search of a run starts
-    from the same reference design, so the baselines and the joint search share it)."""
+    from the same reference design, so the baselines and the joint search share it).
+    ``operators``: ``block`` (:mod:`edgecnn.studies.codesign_operators`: whole network or
+    accelerator blocks exchanged and mutated) or ``sbx`` (SBX crossover and polynomial
+    mutation, gene by gene)."""
     from pymoo.algorithms.moo.nsga2 import NSGA2
     from pymoo.core.evaluator import Evaluator
     from pymoo.core.problem import Problem
@@ -463,11 +467,26 @@ def nsga2(
     x0 = np.stack([rng.integers(0, int(u) + 1, space.population) for u in xu], axis=1)
     if start is not None:
         x0[0] = [start[i] for i in free]
+    if operators == "block":
+        from edgecnn.studies.codesign_operators import BlockCrossover, BlockMutation
+
+        n_net = space.n_network_genes
+        blocks = [
+            [j for j, i in enumerate(free) if i < n_net],
+            [j for j, i in enumerate(free) if i >= n_net],
+        ]
+        crossover: Any = BlockCrossover(blocks)
+        mutation: Any = BlockMutation(blocks)
+    elif operators == "sbx":
+        crossover = SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair())
+        mutation = PM(eta=20, vtype=float, repair=RoundingRepair())
+    else:
+        raise ConfigError(f"search.operators '{operators}': choose block or sbx")
     algo = NSGA2(
         pop_size=space.population,
         sampling=x0.astype(float),
-        crossover=SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
-        mutation=PM(eta=20, vtype=float, repair=RoundingRepair()),
+        crossover=crossover,
+        mutation=mutation,
         eliminate_duplicates=True,
     )
     algo.setup(problem, termination=NoTermination(), seed=seed, verbose=False)
@@ -651,6 +670,48 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in ("context",)}
 
 
+def search_runs(
+    runner: Runner,
+    space: CodesignSpace,
+    budget: dict[str, float],
+    seed: int | None = None,
+    on_done: Callable[[int], None] | None = None,
+    operators: str | None = None,
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, float]]:
+    """The joint NSGA-II search and the two sequential baselines, each with ``population x
+    generations`` evaluations (each baseline stage gets half the generations), all starting
+    from the reference design. Returns ``({"joint"|"network_first"|"hardware_first": rows},
+    {"joint"|"baselines": seconds})``."""
+    seed = space.seed if seed is None else seed
+    ops = operators or space.operators
+    G = space.generations
+    half = max(1, math.ceil(G / 2))
+    ref = largest_genome(space)
+    t0 = time.perf_counter()
+    joint = nsga2(runner, space, budget, G, seed=seed, on_done=on_done, start=ref, operators=ops)
+    t_joint = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    n_net = space.n_network_genes
+    net_idx = range(n_net)
+    acc_idx = range(n_net, len(space.gene_sizes))
+
+    def sequential(first_fixed: range, then_fixed: range, seed: int, fallback: int):
+        """Search the genes outside ``first_fixed`` (held at the reference), pick the best,
+        then search the genes outside ``then_fixed`` (held at the best's values)."""
+        fixed = {i: ref[i] for i in first_fixed}
+        a = nsga2(runner, space, budget, half, fixed, seed, on_done, ref, ops)
+        best = select_best(a, budget) or min(a, key=lambda r: objectives(r)[fallback])
+        fixed = {i: best["genome"][i] for i in then_fixed}
+        return a + nsga2(runner, space, budget, half, fixed, seed + 1, on_done, best["genome"], ops)
+
+    # network first: network on the reference accelerator, then the accelerator for the best
+    net_first = sequential(acc_idx, net_idx, seed + 1, 0)
+    # hardware first: accelerator for the reference network, then the network for the best
+    hw_first = sequential(net_idx, acc_idx, seed + 3, 1)
+    runs = {"joint": joint, "network_first": net_first, "hardware_first": hw_first}
+    return runs, {"joint": t_joint, "baselines": time.perf_counter() - t0}
+
+
 def run_codesign(
     space: CodesignSpace,
     out_dir: Path,
@@ -701,35 +762,10 @@ def run_codesign(
 
     runner = Runner(space, sup_path, data, evals, workers, ray_address)
     try:
-        t0 = time.perf_counter()
-        ref = largest_genome(space)
-        joint = nsga2(runner, space, budget, G, seed=space.seed, on_done=tick, start=ref)
-        t_joint = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        n_net = space.n_network_genes
-        n_all = len(space.gene_sizes)
-        net_idx = range(n_net)
-        acc_idx = range(n_net, n_all)
-
-        def sequential(first_fixed: range, then_fixed: range, seed: int, fallback: int):
-            """Search the genes outside ``first_fixed`` (held at the reference), pick the best,
-            then search the genes outside ``then_fixed`` (held at the best's values)."""
-            a = nsga2(
-                runner, space, budget, half, {i: ref[i] for i in first_fixed}, seed, tick, ref
-            )
-            best = select_best(a, budget) or min(a, key=lambda r: objectives(r)[fallback])
-            fixed = {i: best["genome"][i] for i in then_fixed}
-            return a + nsga2(runner, space, budget, half, fixed, seed + 1, tick, best["genome"])
-
-        # network first: network on the reference accelerator, then the accelerator for the best
-        net_first = sequential(acc_idx, net_idx, space.seed + 1, 0)
-        # hardware first: accelerator for the reference network, then the network for the best
-        hw_first = sequential(net_idx, acc_idx, space.seed + 3, 1)
-        t_baselines = time.perf_counter() - t0
+        runs, t_search = search_runs(runner, space, budget, on_done=tick)
     finally:
         runner.close()
-
-    runs = {"joint": joint, "network_first": net_first, "hardware_first": hw_first}
+    t_joint, t_baselines = t_search["joint"], t_search["baselines"]
     fronts = {k: pareto([r for r in v if feasible(r, budget)]) for k, v in runs.items()}
     every = [r for v in runs.values() for r in v if feasible(r, budget)]
     if not every:

@@ -19,7 +19,7 @@ A space (YAML, see ``codesign-example.yaml``)::
       winograd: [none, F2]
       precisions: [int8, int8+fp16]   # the datapath's precisions
     supernet: {epochs: 6, random_subnets: 2, lr: 0.003}
-    search: {population: 24, generations: 8, seed: 0}
+    search: {population: 24, generations: 8, seed: 0, operators: block}
     verify: {designs: 2, epochs: 8}
     bn_images: 300                # training images for BatchNorm re-estimation
     train_images: 0               # training images for supernet and retraining (0: all)
@@ -74,6 +74,7 @@ class CodesignSpace:
     population: int = 24
     generations: int = 8
     seed: int = 0
+    operators: str = "block"  # NSGA-II variation: block (codesign_operators) or sbx
     verify_designs: int = 2
     verify_epochs: int = 8
     bn_images: int = 300
@@ -100,7 +101,14 @@ class CodesignSpace:
     def digest(self) -> str:
         """Hash of everything that decides a design's result (not the search settings)."""
         d = self.to_dict()
-        for k in ("population", "generations", "verify_designs", "verify_epochs", "source"):
+        for k in (
+            "population",
+            "generations",
+            "operators",
+            "verify_designs",
+            "verify_epochs",
+            "source",
+        ):
             d.pop(k)
         return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -205,6 +213,7 @@ def codesign_space_from_dict(data: Any, source: str = "space") -> CodesignSpace:
             population=int(search.get("population", 24)),
             generations=int(search.get("generations", 8)),
             seed=int(search.get("seed", 0)),
+            operators=str(search.get("operators", "block")),
             verify_designs=int(verify.get("designs", 2)),
             verify_epochs=int(verify.get("epochs", 8)),
             bn_images=int(data.get("bn_images", 300)),
@@ -213,6 +222,8 @@ def codesign_space_from_dict(data: Any, source: str = "space") -> CodesignSpace:
         )
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{source}: a setting is not a number ({e})") from None
+    if space.operators not in ("block", "sbx"):
+        raise ConfigError(f"{source}: search.operators '{space.operators}': choose block or sbx")
     for name, v, lo in (
         ("supernet.epochs", space.supernet_epochs, 1),
         ("search.population", space.population, 4),
