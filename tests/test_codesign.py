@@ -280,3 +280,55 @@ def test_elastic_pruning_drops_trailing_hidden_channels_and_is_trained(supernet)
     assert sn.drop_hidden(cfg, (0.0,) * sn.STAGES) is cfg
     ch = sn.ElasticChoices(prunes=(0.0, 0.5))
     assert ch.smallest().hidden()[0] == list(range(sn.STEM_CHANNELS * min(sn.EXPANDS) // 2))
+
+
+def test_quant_aware_forward_equals_the_subnet_with_quantized_stage_weights(supernet):
+    from edgecnn.compress.fakequant import fake_quant_weight
+
+    def quantizer(w, bits):
+        return fake_quant_weight(w, bits, per_channel=True)
+
+    rng = random.Random(5)
+    x = torch.randn(2, 1, 28, 28)
+    for bits in ((4, 8, 32), (4, 4, 4), (32, 16, 8)):
+        cfg = sn.drop_hidden(sn.random_config(rng), (0.25, 0.0, 0.5))
+        xi = sn.resize(x, cfg.resolution)
+        sub = sn.extract_subnet(supernet, cfg).eval()
+        with torch.no_grad():
+            for name, m in sub.named_modules():
+                if isinstance(m, torch.nn.Conv2d) and name.startswith("stages."):
+                    b = bits[int(name.split(".")[1])]
+                    if b < 16:
+                        m.weight.copy_(quantizer(m.weight, b))
+            got = supernet(xi, cfg, bits, quantizer)
+            assert torch.allclose(got, sub(xi), atol=1e-5)
+            if min(bits) < 16:  # and the quantization did change the output
+                assert not torch.equal(got, supernet(xi, cfg))
+
+
+def test_block_operators_exchange_and_mutate_whole_blocks():
+    import numpy as np
+    from pymoo.core.problem import Problem
+
+    from edgecnn.studies.codesign_operators import BlockCrossover, BlockMutation
+
+    net, acc = list(range(0, 5)), list(range(5, 8))
+    problem = Problem(n_var=8, n_obj=1, xl=0.0, xu=np.array([3, 3, 3, 3, 3, 2, 2, 2.0]))
+    rs = np.random.default_rng(0)
+    X = np.stack([np.zeros((6, 8)), np.ones((6, 8))])  # parent 0: all 0, parent 1: all 1
+    swapped = BlockCrossover([net, acc], swap=1.0)._do(problem, X, random_state=rs)
+    for child0, child1 in zip(swapped[0], swapped[1], strict=True):
+        from_p1 = child0 == 1
+        assert from_p1.tolist() in ([True] * 5 + [False] * 3, [False] * 5 + [True] * 3)
+        assert np.array_equal(child1, 1 - child0)  # the other child takes the other block
+    uniform = BlockCrossover([net, acc], swap=0.0)._do(problem, X, random_state=rs)
+    assert np.array_equal(uniform[0] + uniform[1], np.ones((6, 8)))  # genes exchanged, not made
+    Y = np.tile(np.array([0, 1, 2, 3, 0, 1, 2, 0.0]), (200, 1))
+    M = BlockMutation([net, acc])._do(problem, Y, random_state=rs)
+    changed = M != Y
+    assert changed.any(1).all()  # every individual changes
+    assert not (changed[:, :5].any(1) & changed[:, 5:].any(1)).any()  # one block at a time
+    assert changed[:, :5].any(1).sum() > 50 and changed[:, 5:].any(1).sum() > 50
+    assert (M >= 0).all() and (M <= problem.xu).all() and np.array_equal(M, M.round())
+    one = BlockCrossover([list(range(8))], swap=1.0)._do(problem, X, random_state=rs)
+    assert not np.array_equal(one[0], X[1])  # one block: uniform crossover, never a full swap

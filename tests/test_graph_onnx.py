@@ -29,8 +29,18 @@ def _export(model, shape, path, dynamic_batch=False):
     return path
 
 
+#: One model per architecture family of the zoo study: the deeper ResNets, VGG-16 (AlexNet's
+#: conv/pool/linear ops at 4x the export time) and SqueezeNet 1.1 add no operator, attribute
+#: or fusion pattern these do not already exercise.
+FAMILIES = tuple(
+    n
+    for n in ZOO_STUDY_MODELS
+    if n not in ("vgg16", "resnet34", "resnet101", "resnet152", "squeezenet1_1")
+)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ZOO_STUDY_MODELS)
+@pytest.mark.parametrize("name", FAMILIES)
 def test_onnx_frontend_agrees_with_torch_frontend(name, tmp_path):
     shape = zoo_entry(name).input_shape  # 299x299 for Inception v3, else 224x224
     torch.manual_seed(0)

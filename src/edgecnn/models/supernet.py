@@ -30,6 +30,7 @@ the kept indices.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
@@ -37,6 +38,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from edgecnn.errors import ConfigError
+
+WeightQuantizer = Callable[[Tensor, int], Tensor]
+"""``quantizer(weight, bits) -> fake-quantized weight`` (gradient straight through)."""
 
 STAGES = 3
 MAX_DEPTH = 3
@@ -157,6 +161,13 @@ class ElasticChoices:
     expands: tuple[int, ...] = EXPANDS
     resolutions: tuple[int, ...] = RESOLUTIONS
     prunes: tuple[float, ...] = (0.0,)
+    bits: tuple[int, ...] = (32,)  # weight bits per stage; >= 16: not quantized
+
+    def smallest_bits(self) -> tuple[int, ...]:
+        return (min(self.bits),) * STAGES
+
+    def sample_bits(self, rng: random.Random) -> tuple[int, ...]:
+        return tuple(rng.choice(self.bits) for _ in range(STAGES))
 
     def largest(self, in_channels: int = 1) -> SubnetConfig:
         cfg = SubnetConfig(
@@ -338,21 +349,37 @@ class ElasticSuperNet(nn.Module):
         self.stages = nn.ModuleList(blocks)
         self.classifier = nn.Linear(MAX_CHANNELS[-1], num_classes)
 
-    def forward(self, x: Tensor, config: SubnetConfig | None = None) -> Tensor:
-        """Run the subnet ``config`` (default: the largest) on ``x`` already at its resolution."""
+    def forward(
+        self,
+        x: Tensor,
+        config: SubnetConfig | None = None,
+        bits: Sequence[int] | None = None,
+        quantizer: WeightQuantizer | None = None,
+    ) -> Tensor:
+        """Run the subnet ``config`` (default: the largest) on ``x`` already at its resolution.
+
+        ``bits`` (per stage) with ``quantizer(weight, bits)``: the stage's conv weights are
+        fake-quantized (``bits < 16``) as the forward reads them, for quantization-aware
+        training of the shared weights; the stem and classifier stay in floating point."""
         cfg = config or largest_config(self.in_channels)
         t = self.training
+
+        def q(w: Tensor, s: int) -> Tensor:
+            if bits is None or quantizer is None or bits[s] >= 16:
+                return w
+            return quantizer(w, bits[s])
+
         x = F.relu6(_bn(F.conv2d(x, self.stem, stride=2, padding=1), self.stem_bn, slice(None), t))
         for (s, i, cin, cout, stride, k), keep in zip(cfg.blocks(), cfg.hidden(), strict=True):
             b = self.stages[s][i]
             h = _index(keep)
             off = (max(KERNELS) - k) // 2
-            y = F.conv2d(x, b.expand[h][:, :cin])
+            y = F.conv2d(x, q(b.expand[h][:, :cin], s))
             y = F.relu6(_bn(y, b.bn1, h, t))
             dw = b.dw[h][:, :, off : off + k, off : off + k]
-            y = F.conv2d(y, dw, stride=stride, padding=k // 2, groups=len(keep))
+            y = F.conv2d(y, q(dw, s), stride=stride, padding=k // 2, groups=len(keep))
             y = F.relu6(_bn(y, b.bn2, h, t))
-            y = F.conv2d(y, b.project[:cout][:, h])
+            y = F.conv2d(y, q(b.project[:cout][:, h], s))
             y = _bn(y, b.bn3, slice(0, cout), t)
             x = x + y if stride == 1 and cin == cout else y
         w = self.classifier.weight[:, : x.shape[1]]
@@ -447,11 +474,19 @@ def train_supernet(
     seed: int = 0,
     on_epoch=None,
     choices: ElasticChoices | None = None,
+    label_weight: float = 0.0,
+    quantizer: WeightQuantizer | None = None,
 ) -> SupernetTraining:
     """Sandwich-rule training with in-place distillation (OFA, BigNAS): each step trains the
     largest subnet on the labels and the smallest plus ``random_subnets`` random subnets on the
     largest's soft predictions (each subnet at its own resolution); Adam, cosine schedule.
-    ``choices`` restricts the subnets trained to a search space (default: every subnet)."""
+    ``choices`` restricts the subnets trained to a search space (default: every subnet).
+    ``label_weight`` mixes the labels into the smaller subnets' loss:
+    ``(1 - w) * CE(soft) + w * CE(labels)`` (0: pure in-place distillation; a short training
+    has an immature teacher, and some label signal helps the small subnets). With a
+    ``quantizer`` the smaller subnets are trained quantization-aware: the smallest at the
+    lowest of ``choices.bits`` in every stage, each random subnet at random bits per stage
+    (the largest, the teacher, stays in floating point)."""
     import time
 
     torch.manual_seed(seed)
@@ -471,13 +506,19 @@ def train_supernet(
             idx = perm[j : j + batch_size]
             xb, yb = x[idx], y[idx]
             opt.zero_grad()
-            cfgs = [small] + [ch.sample(rng, supernet.in_channels) for _ in range(random_subnets)]
+            cfgs = [(small, ch.smallest_bits())] + [
+                (ch.sample(rng, supernet.in_channels), ch.sample_bits(rng))
+                for _ in range(random_subnets)
+            ]
             logits = supernet(resize(xb, big.resolution), big)
             F.cross_entropy(logits, yb).backward()
             soft = F.softmax(logits.detach(), 1)
-            for cfg in cfgs:  # in-place distillation: the largest subnet teaches the others
-                out = supernet(resize(xb, cfg.resolution), cfg)
-                F.cross_entropy(out, soft).backward()
+            for cfg, bits in cfgs:  # in-place distillation: the largest teaches the others
+                out = supernet(resize(xb, cfg.resolution), cfg, bits, quantizer)
+                loss = F.cross_entropy(out, soft)
+                if label_weight:
+                    loss = (1 - label_weight) * loss + label_weight * F.cross_entropy(out, yb)
+                loss.backward()
             opt.step()
             sched.step()
             steps += 1

@@ -532,6 +532,8 @@ def supernet_settings(space: CodesignSpace, data: str) -> dict[str, Any]:
         "epochs": space.supernet_epochs,
         "random_subnets": space.random_subnets,
         "lr": space.supernet_lr,
+        "label_weight": space.supernet_label_weight,
+        "quant_aware": space.supernet_quant_aware,
         "seed": space.seed,
         "train_images": space.train_images,
         "choices": asdict(network_choices(space)),
@@ -556,7 +558,18 @@ def network_choices(space: CodesignSpace) -> sn.ElasticChoices:
         expands=tuple(n["expand"]),
         resolutions=tuple(n["resolution"]),
         prunes=tuple(float(p) for p in n["prune"]),
+        bits=tuple(BITS[b] for b in n["bits"]),
     )
+
+
+def _supernet_quantizer(space: CodesignSpace) -> sn.WeightQuantizer | None:
+    """Per-output-channel symmetric fake quantization, as :func:`quantize_weights` applies it
+    (per-channel scaling commutes with BN folding, so training on unfolded weights matches)."""
+    if not space.supernet_quant_aware:
+        return None
+    from edgecnn.compress.fakequant import fake_quant_weight
+
+    return lambda w, bits: fake_quant_weight(w, bits, per_channel=True)
 
 
 def load_supernet(path: Path, in_channels: int) -> sn.ElasticSuperNet:
@@ -600,6 +613,8 @@ def prepare_supernet(
         seed=space.seed,
         on_epoch=on_epoch,
         choices=network_choices(space),
+        label_weight=space.supernet_label_weight,
+        quantizer=_supernet_quantizer(space),
     ).to_dict()
     import io
 

@@ -18,7 +18,7 @@ A space (YAML, see ``codesign-example.yaml``)::
       dataflow: [os, ws]
       winograd: [none, F2]
       precisions: [int8, int8+fp16]   # the datapath's precisions
-    supernet: {epochs: 6, random_subnets: 2, lr: 0.003}
+    supernet: {epochs: 6, random_subnets: 2, lr: 0.003, label_weight: 0.0, quant_aware: true}
     search: {population: 24, generations: 8, seed: 0, operators: block}
     verify: {designs: 2, epochs: 8}
     bn_images: 300                # training images for BatchNorm re-estimation
@@ -71,6 +71,8 @@ class CodesignSpace:
     supernet_epochs: int = 6
     random_subnets: int = 2
     supernet_lr: float = 3e-3
+    supernet_label_weight: float = 0.0
+    supernet_quant_aware: bool = True  # train smaller subnets with their stages' weight bits
     population: int = 24
     generations: int = 8
     seed: int = 0
@@ -210,6 +212,8 @@ def codesign_space_from_dict(data: Any, source: str = "space") -> CodesignSpace:
             supernet_epochs=int(sup.get("epochs", 6)),
             random_subnets=int(sup.get("random_subnets", 2)),
             supernet_lr=float(sup.get("lr", 3e-3)),
+            supernet_label_weight=float(sup.get("label_weight", 0.0)),
+            supernet_quant_aware=bool(sup.get("quant_aware", True)),
             population=int(search.get("population", 24)),
             generations=int(search.get("generations", 8)),
             seed=int(search.get("seed", 0)),
@@ -222,6 +226,8 @@ def codesign_space_from_dict(data: Any, source: str = "space") -> CodesignSpace:
         )
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{source}: a setting is not a number ({e})") from None
+    if not 0.0 <= space.supernet_label_weight <= 1.0:
+        raise ConfigError(f"{source}: supernet.label_weight must be in [0, 1]")
     if space.operators not in ("block", "sbx"):
         raise ConfigError(f"{source}: search.operators '{space.operators}': choose block or sbx")
     for name, v, lo in (
