@@ -15,6 +15,11 @@
 3. **Search**: NSGA-II from pymoo (a maintained, documented multi-objective library with integer
    genes and an ask/tell interface, so evaluation stays ours: a local process pool or Ray),
    minimising (1 - accuracy, latency, energy, area); a latency or energy budget is a constraint.
+   Variation is block-aware (:mod:`edgecnn.studies.codesign_operators`, ``search.operators:
+   block``): a child may take one parent's network and the other's accelerator; every search of
+   a run uses the same operators (with one free block they are uniform crossover and
+   random-reset mutation). On the example space the joint front's hypervolume beat both
+   baselines at seeds 0 and 1 with them, while with SBX/polynomial mutation it lost at seed 0.
    Every evaluation is appended to ``evaluations.jsonl`` keyed by the genome and the run's
    context (space digest + supernet checksum), so a resumed run replays the same seeded search
    and skips what is done.
