@@ -332,3 +332,32 @@ def test_block_operators_exchange_and_mutate_whole_blocks():
     assert (M >= 0).all() and (M <= problem.xu).all() and np.array_equal(M, M.round())
     one = BlockCrossover([list(range(8))], swap=1.0)._do(problem, X, random_state=rs)
     assert not np.array_equal(one[0], X[1])  # one block: uniform crossover, never a full swap
+
+
+def test_ray_evaluation_equals_in_process(tmp_path):
+    import ray  # the test extra installs Ray
+
+    space = codesign_space_from_dict(SMALL)
+    sup_path, _, _ = cd.prepare_supernet(space, "digits", tmp_path, lambda e: None)
+    rng = random.Random(2)
+    genomes = [largest_genome(space), [rng.randrange(n) for n in space.gene_sizes]]
+    ctx = ":".join(("t", cd._file_digest(sup_path)))
+    local = cd.Runner(space, sup_path, "digits", cd.Evaluations(tmp_path / "a.jsonl", ctx), 1)
+    try:
+        want = local.evaluate(genomes)
+    finally:
+        local.close()
+    try:
+        remote = cd.Runner(
+            space, sup_path, "digits", cd.Evaluations(tmp_path / "b.jsonl", ctx), 1, "local"
+        )
+        try:
+            got = remote.evaluate(genomes)
+        finally:
+            remote.close()
+    finally:
+        ray.shutdown()
+    assert remote.computed == 2
+    for a, b in zip(want, got, strict=True):
+        assert a["id"] == b["id"]
+        assert {k: a[k] for k in cd.OBJECTIVES} == {k: b[k] for k in cd.OBJECTIVES}

@@ -10,7 +10,7 @@ from edgecnn.graph.ir import Graph, Layer, OpKind, TensorInfo
 from edgecnn.hardware import load_accelerator, simulate
 from edgecnn.hardware.workload import matmul_shape_of
 from edgecnn.models import load_graph
-from edgecnn.models.zoo import build_zoo_model, zoo_names
+from edgecnn.models.zoo import zoo_names
 
 ATTENTION_MODELS = [n for n in zoo_names() if n.startswith(("vit_", "swin_", "maxvit"))]
 CNN_SAMPLE = [
