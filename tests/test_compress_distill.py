@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch.nn import functional as F
 
@@ -22,6 +23,7 @@ def test_kd_loss_limits():
     assert torch.allclose(kd_loss(s, t, y, 2.0, 1.0), 4 * kl)
 
 
+@pytest.mark.benchmark  # benchmarks/bench_compress.py runs this case (seed 0, hint 0) too
 def test_student_with_teacher_beats_student_alone():
     """Fixed seed 0, 300 training images, 50 epochs, T=4, alpha=0.9: teacher edge-resnet (78k
     params), student edge-mobilenet at width 0.5 (7k params), identical init and budget.
