@@ -491,12 +491,17 @@ def predict_graph(predictor: Predictor, graph: Graph) -> ModelPrediction:
 
 
 def fit_type_model(
-    features: Sequence[str], x: np.ndarray, y_ms: np.ndarray, relative: bool = True
+    features: Sequence[str],
+    x: np.ndarray,
+    y_ms: np.ndarray,
+    relative: bool = True,
+    weights: np.ndarray | None = None,
 ) -> TypeModel:
     """Non-negative least squares of ``y_ms`` (n) on ``[1, x]`` (x: n x len(features)).
 
     With ``relative`` each sample is weighted by ``1 / y`` so that the fit minimises relative
-    errors (small kernels count as much as big ones).
+    errors (small kernels count as much as big ones); ``weights`` (n, >= 0) multiply that
+    weight (e.g. to trust kernels measured inside networks more than isolated ones).
     """
     from scipy.optimize import nnls
 
@@ -506,6 +511,8 @@ def fit_type_model(
     scale = np.abs(a).max(axis=0)
     scale[scale == 0] = 1.0
     w = 1.0 / np.maximum(y, 1e-6) if relative else np.ones_like(y)
+    if weights is not None:
+        w = w * np.sqrt(np.asarray(weights, dtype=np.float64))
     coef, _ = nnls((a / scale) * w[:, None], y * w, maxiter=50 * a.shape[1])
     coef = coef / scale
     model = TypeModel(list(features), float(coef[0]), [float(c) for c in coef[1:]], len(y))
