@@ -6,11 +6,14 @@ the huge ones, with the reason recorded): builds it with random weights at its o
 exports it to ONNX (checked against PyTorch), for int8 quantizes it with the pipeline's default
 static U8S8 QDQ quantizer, measures ORT latency on 1 thread (median of ``--runs``, fewer for big
 models), predicts it from the IR, and prints a table, the share of models predicted within
-+-10% and Spearman's rank correlation; writes everything to ``--out`` (JSON, rewritten after
-every model so an interrupted run keeps its rows).
++-10% and Spearman's rank correlation, against the median run (``summary``) and against the
+fastest run (``summary_vs_min``: the calibration times the fastest runs, and on a machine
+whose other core runs other work the median drifts by tens of percent between minutes);
+writes everything to ``--out`` (JSON, rewritten after every model so an interrupted run keeps
+its rows).
 
-Calibration derives no shape from any zoo model (parametric ranges only), so no model is
-excluded for having been used in calibration.
+Calibration derives no shape from any zoo model (parametric ranges and random networks
+only), so no model is excluded for having been used in calibration.
 
 Run on one core:  taskset -c 1 python benchmarks/bench_predictor.py --precision fp32 --reuse
 """

@@ -68,7 +68,7 @@ def test_conv_features_closed_form():
     kind, f = conv_features(16, 32, 8, 8, 3, 3, 1, 16 * 16 * 16, "fp32", "relu", residual=True)
     assert kind == "conv"
     assert f["macs"] == 32 * 8 * 8 * 16 * 3 * 3
-    assert f["macs_k1"] == 0 and f["macs_lowc"] == 0
+    assert f["macs_k1"] == 0 and f["macs_lowc"] == 0 and f["macs_k5"] == 0
     assert f["in_bytes"] == 16 * 16 * 16 * 4
     assert f["out_bytes"] == 32 * 8 * 8 * 4
     assert f["weight_bytes"] == 32 * 16 * 9 * 4
@@ -78,6 +78,12 @@ def test_conv_features_closed_form():
     assert f["macs"] == 64 * 49 * 25 and f["weight_bytes"] == 64 * 25
     assert f["act_hswish_bytes"] == 64 * 49 and set(f) == set(FEATURES["dwconv"])
     assert conv_features(64, 64, 7, 7, 3, 3, 4, 64 * 49, "fp32")[0] == "gconv"
+    # stride 2 (14x14 -> 7x7) and a 7x7 kernel land in their own MAC features
+    kind, f = conv_features(64, 64, 7, 7, 3, 3, 4, 64 * 196, "fp32")
+    assert kind == "gconv" and f["macs_strided"] == f["macs"] > 0
+    assert conv_features(64, 64, 7, 7, 3, 3, 4, 64 * 49, "fp32")[1]["macs_strided"] == 0
+    kind, f = conv_features(16, 32, 8, 8, 7, 7, 1, 16 * 64, "fp32")
+    assert f["macs_k5"] == f["macs"] and f["macs_k1"] == 0
 
 
 def test_kernel_grouping_matches_ort_fusion():
@@ -299,7 +305,11 @@ def test_chain_per_kernel_overhead_counts_kernels_and_extra_inputs():
 
     rows = [
         {"kernels": n, "extra_inputs": e, "kernel_sum_ms": s, "wall_ms": 0.01 + s + 0.003 * (n + e)}
-        for n, e, s in [(10, 0, 5.0), (20, 3, 9.0), (30, 1, 2.0), (15, 6, 30.0)]
+        for n, e, s in [(10, 0, 0.5), (20, 3, 0.9), (30, 1, 0.2), (15, 6, 3.0)]
     ]
-    rows.append({"kernels": 10, "extra_inputs": 0, "kernel_sum_ms": 5.0, "wall_ms": 50.0})  # noisy
+    # a slow network whose wall time is off by 40 ms (noise) does not count
+    rows.append({"kernels": 10, "extra_inputs": 0, "kernel_sum_ms": 50.0, "wall_ms": 90.0})
     assert chain_per_kernel_ms(rows, 0.01) == pytest.approx(0.003, rel=1e-6)
+    # with fewer than 3 fast networks, the 3 fastest count
+    slow = [dict(r, kernel_sum_ms=r["kernel_sum_ms"] + 10, wall_ms=r["wall_ms"] + 10) for r in rows]
+    assert chain_per_kernel_ms(slow, 0.01) == pytest.approx(0.003, rel=1e-6)

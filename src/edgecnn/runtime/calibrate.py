@@ -6,7 +6,7 @@ torchvision zoo (channels growing as the feature map shrinks, 1x1/3x3/5x5/7x7 ke
 linears, attention matmuls), builds each as a tiny single-kernel ONNX model with
 :mod:`onnx.helper` (no zoo model is used to derive them, so none is "used in calibration"), runs
 it in ONNX Runtime with one intra-op thread and ORT's profiler, and takes the kernel's own time:
-the sum of the per-node ``kernel_time`` medians, without the model's boundary nodes (NCHWc
+the sum of the per-node ``kernel_time`` minima over the runs (:data:`TIMING_STATISTIC`), without the model's boundary nodes (NCHWc
 ``ReorderInput``/``ReorderOutput``, and in int8 the input ``QuantizeLinear`` and output
 ``DequantizeLinear``), which a whole network runs only once, and without the untimed ReLU
 ``tail`` each model ends with (so that ORT fuses the kernel's activation as inside a network). A model of one tiny ReLU gives the
@@ -14,8 +14,22 @@ per-inference overhead (wall time minus kernel time), a chain of tiny ReLUs the 
 correction: the executor's dispatch cost of one more kernel minus the time ORT's profiler books
 for it (the profiler inflates tiny kernels by a few microseconds, so this is usually negative).
 Each sampled kernel is replicated (:func:`replicate`) until the model's data exceeds the last-level
-cache, so that the kernels read cold weights and activations as they do deep in a network. Each kernel type's model is then fitted by
-:func:`edgecnn.analysis.latency_predictor.fit_type_model` and the predictor saved as JSON.
+cache, so that the kernels read cold weights and activations as they do deep in a network.
+
+Random networks (``chains``): isolated kernels miss the context of a network (a kernel reads
+the activations its producer just wrote, from the cache, but weights that other kernels
+evicted; batch-1 classifier linears stream their weights at a fraction of the isolated rate).
+:func:`sample_chain` draws random sequential CNNs whose shapes chain (convs, depthwise and
+grouped convs, pools, SE-style multiplies, residual adds, concats, BN, an MLP classifier) and
+:func:`sample_token_chain` transformer-like ones (layer norm, linears on ``[1, T, D]`` or
+``[1, h, h, D]`` tokens, GELU, residual add); :func:`build_chain` glues the single-kernel
+models into one network with the names of kernel ``i`` prefixed ``k<i>_``, and
+:func:`measure_chain` attributes each profiled node to its kernel by that prefix. These
+in-context samples weigh :data:`CHAIN_SAMPLE_WEIGHT` times the isolated ones in the fit, and the
+networks' wall time minus their kernel times gives the per-kernel overhead
+(:func:`chain_per_kernel_ms`). No network is derived from a zoo model. Each kernel type's model
+is then fitted by :func:`edgecnn.analysis.latency_predictor.fit_type_model` and the predictor
+saved as JSON.
 
 INT8: each single-kernel model is quantized with ONNX Runtime's static QDQ quantizer with the
 settings :class:`edgecnn.compress.quantize.QuantConfig` uses by default (activations uint8
@@ -1089,21 +1103,30 @@ def calibrate(
 
 
 def chain_per_kernel_ms(chains: list[dict[str, float]], per_inference_ms: float) -> float:
-    """The per-kernel overhead (ms) from random networks: the median over networks of
+    """The per-kernel overhead (ms) from random networks: the median over the fast networks
+    (wall time <= :data:`OVERHEAD_CHAIN_MAX_MS`, else the 3 fastest) of
     ``(wall_ms - per_inference_ms - kernel_sum_ms) / (kernels + extra_inputs)``.
 
     It is the executor's cost of one more kernel net of the profiler's inflation of the
     kernel times, measured inside networks (the ReLU chain's value is only the fallback);
     each extra graph input (a second addend, a scale) costs ``run`` about one kernel's
-    dispatch (its copy and reorder), which a one-input network does not pay.
+    dispatch (its copy and reorder), which a one-input network does not pay. Only fast
+    networks count: in a slow one the overhead is a small difference of two large, separately
+    measured times.
     """
+    fast = [c for c in chains if c["wall_ms"] <= OVERHEAD_CHAIN_MAX_MS]
+    if len(fast) < 3:
+        fast = sorted(chains, key=lambda c: c["wall_ms"])[:3]
     return float(
         statistics.median(
             (c["wall_ms"] - per_inference_ms - c["kernel_sum_ms"])
             / (c["kernels"] + c["extra_inputs"])
-            for c in chains
+            for c in fast
         )
     )
+
+
+OVERHEAD_CHAIN_MAX_MS = 5.0
 
 
 #: How much more a kernel measured inside a random network counts in the fit than an isolated
