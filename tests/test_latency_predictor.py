@@ -68,7 +68,7 @@ def test_conv_features_closed_form():
     kind, f = conv_features(16, 32, 8, 8, 3, 3, 1, 16 * 16 * 16, "fp32", "relu", residual=True)
     assert kind == "conv"
     assert f["macs"] == 32 * 8 * 8 * 16 * 3 * 3
-    assert f["macs_k1"] == 0 and f["macs_lowc"] == 0
+    assert f["macs_k1"] == 0 and f["macs_lowc"] == 0 and f["macs_k5"] == 0
     assert f["in_bytes"] == 16 * 16 * 16 * 4
     assert f["out_bytes"] == 32 * 8 * 8 * 4
     assert f["weight_bytes"] == 32 * 16 * 9 * 4
@@ -78,6 +78,12 @@ def test_conv_features_closed_form():
     assert f["macs"] == 64 * 49 * 25 and f["weight_bytes"] == 64 * 25
     assert f["act_hswish_bytes"] == 64 * 49 and set(f) == set(FEATURES["dwconv"])
     assert conv_features(64, 64, 7, 7, 3, 3, 4, 64 * 49, "fp32")[0] == "gconv"
+    # stride 2 (14x14 -> 7x7) and a 7x7 kernel land in their own MAC features
+    kind, f = conv_features(64, 64, 7, 7, 3, 3, 4, 64 * 196, "fp32")
+    assert kind == "gconv" and f["macs_strided"] == f["macs"] > 0
+    assert conv_features(64, 64, 7, 7, 3, 3, 4, 64 * 49, "fp32")[1]["macs_strided"] == 0
+    kind, f = conv_features(16, 32, 8, 8, 7, 7, 1, 16 * 64, "fp32")
+    assert f["macs_k5"] == f["macs"] and f["macs_k1"] == 0
 
 
 def test_kernel_grouping_matches_ort_fusion():
@@ -196,12 +202,18 @@ def test_profile_corrupt_predictor_exits_2_one_line(tmp_path, monkeypatch, capsy
 
 def test_calibrate_cli_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    code, out, err = run_cli(["calibrate", "--runtime", "ort", "--samples", "8", "--json"], capsys)
+    code, out, err = run_cli(
+        ["calibrate", "--runtime", "ort", "--samples", "8", "--chains", "1", "--json"], capsys
+    )
     assert code == 0, err
     res = json.loads(out)
     assert res["kind"] == "calibration" and res["precision"] == "fp32"
     assert res["samples"] >= 8 and set(res["types"]) == set(FEATURES)
-    assert all(r["kernel_ms"] > 0 and math.isfinite(r["kernel_ms"]) for r in res["rows"])
+    kernel_rows = [r for r in res["rows"] if r["source"] == "kernel"]
+    assert all(r["kernel_ms"] > 0 and math.isfinite(r["kernel_ms"]) for r in kernel_rows)
+    assert len(res["chains"]) == 1 and res["chains"][0]["kernels"] == len(res["rows"]) - len(
+        kernel_rows
+    )
     path = default_path("ort", "fp32")
     assert res["path"] == str(path) and path.is_file()
     p = load_predictor("ort", "fp32")
@@ -225,3 +237,79 @@ def test_calibrate_cli_end_to_end(tmp_path, monkeypatch, capsys):
 def test_calibrate_rejects_other_device(capsys):
     code, _, err = run_cli(["calibrate", "--device", "rpi5"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_fit_weights_favour_the_trusted_samples():
+    # two groups that disagree on the slope: the weighted group decides the fit
+    x = np.array([[1e6], [2e6], [4e6], [1e6], [2e6], [4e6]])
+    y = np.array([1.0, 2.0, 4.0, 2.0, 4.0, 8.0])  # 1e-6 vs 2e-6 ms per MAC
+    w = np.array([1.0, 1.0, 1.0, 1e4, 1e4, 1e4])
+    m = fit_type_model(("macs",), x, y, weights=w)
+    assert m.coef_ms[0] == pytest.approx(2e-6, rel=1e-3)
+    m = fit_type_model(("macs",), x, y, weights=w[::-1])
+    assert m.coef_ms[0] == pytest.approx(1e-6, rel=1e-3)
+
+
+def _chain_shapes_chain(cfgs):
+    from edgecnn.runtime.calibrate import _chain_out
+
+    c, hw = _chain_out(cfgs[0])
+    for cfg in cfgs[1:]:
+        if cfg["type"] == "linear":
+            assert cfg["k"] == c
+            c = cfg["n"]
+            continue
+        cin = cfg["cin"] if "cin" in cfg else cfg["c"]
+        assert (cin, cfg["hw"]) == (c, hw), cfg
+        c, hw = _chain_out(cfg)
+
+
+def test_random_networks_chain_shapes_and_attribute_every_kernel():
+    import onnx
+
+    from edgecnn.runtime.calibrate import (
+        FUSED_AFTER_CONV,
+        build_chain,
+        features_of,
+        measure_chain,
+        sample_chain,
+        sample_token_chain,
+    )
+
+    rng = np.random.default_rng(5)
+    for j in range(3):
+        cfgs = sample_token_chain(rng, blocks=1) if j == 2 else sample_chain(rng, length=6)
+        if j < 2:
+            _chain_shapes_chain(cfgs)
+            for a, b in zip(cfgs, cfgs[1:], strict=False):
+                # the IR would fuse these into the conv: they would be no kernels of their own
+                assert not (
+                    a["type"] in ("conv", "dwconv", "gconv") and b["type"] in FUSED_AFTER_CONV
+                )
+        else:
+            assert [c["type"] for c in cfgs][:2] == ["memory", "linear"]
+        m = build_chain(cfgs, seed=j)
+        onnx.checker.check_model(m, full_check=True)  # strict shape inference
+        times, wall = measure_chain(m, len(cfgs), runs=1)
+        assert len(times) == len(cfgs) and wall > 0
+        for cfg, t in zip(cfgs, times, strict=True):
+            kind, f = features_of(cfg, "fp32")
+            assert set(f) == set(FEATURES[kind])
+            assert math.isfinite(t) and t >= 0
+            if kind in ("conv", "dwconv", "gconv", "linear"):
+                assert t > 0, cfg  # its fused kernel was attributed to it by the k<i>_ prefix
+
+
+def test_chain_per_kernel_overhead_counts_kernels_and_extra_inputs():
+    from edgecnn.runtime.calibrate import chain_per_kernel_ms
+
+    rows = [
+        {"kernels": n, "extra_inputs": e, "kernel_sum_ms": s, "wall_ms": 0.01 + s + 0.003 * (n + e)}
+        for n, e, s in [(10, 0, 0.5), (20, 3, 0.9), (30, 1, 0.2), (15, 6, 3.0)]
+    ]
+    # a slow network whose wall time is off by 40 ms (noise) does not count
+    rows.append({"kernels": 10, "extra_inputs": 0, "kernel_sum_ms": 50.0, "wall_ms": 90.0})
+    assert chain_per_kernel_ms(rows, 0.01) == pytest.approx(0.003, rel=1e-6)
+    # with fewer than 3 fast networks, the 3 fastest count
+    slow = [dict(r, kernel_sum_ms=r["kernel_sum_ms"] + 10, wall_ms=r["wall_ms"] + 10) for r in rows]
+    assert chain_per_kernel_ms(slow, 0.01) == pytest.approx(0.003, rel=1e-6)

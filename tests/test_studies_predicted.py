@@ -144,3 +144,27 @@ def test_cli_bad_input_exits_2_before_measuring(tmp_path, monkeypatch, capsys, a
         code = e.code
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and needle in err[0]
+
+
+def test_default_quantizer_handles_densenet(tmp_path):
+    # DenseNet's BN-ReLU-conv layers on concatenated features: ORT's QDQ quantizer used to fail
+    # on the compacted graph (KeyError on a removed ReLU's input); it must now give a model ORT
+    # loads and runs, with every conv an integer kernel
+    import torch
+    from torchvision.models import densenet121
+
+    from edgecnn.compress.quantize import int8_conv_report
+    from edgecnn.runtime.export import export_onnx
+    from edgecnn.runtime.session import input_feeds, make_session
+    from edgecnn.studies.predicted import default_quantizer
+
+    torch.manual_seed(0)
+    shape = (1, 3, 64, 64)
+    src = export_onnx(densenet121().eval(), tmp_path / "fp32.onnx", shape)
+    dst = tmp_path / "int8.onnx"
+    default_quantizer()(src, dst, shape)
+    sess = make_session(dst, threads=1)
+    (out,) = sess.run(None, input_feeds(sess))
+    assert out.shape == (1, 1000) and np.isfinite(out).all()
+    n_int, n_all, _ = int8_conv_report(dst)
+    assert n_all == 120 and n_int == n_all

@@ -6,7 +6,8 @@ kernel. :func:`kernels` groups the IR the same way and describes each kernel by 
 vector (MACs, activation and weight bytes at the precision, the bytes of a fused residual input,
 the fused activation's bytes by activation class). A :class:`Predictor` holds one non-negative
 linear model per kernel type, ``latency_ms = intercept + sum(coef_i * feature_i)``, fitted on
-single-kernel models measured in the runtime (:mod:`edgecnn.runtime.calibrate`), plus two
+single-kernel models and on the kernels of random networks measured in the runtime
+(:mod:`edgecnn.runtime.calibrate`; times are the fastest of the runs), plus two
 overheads: ``per_kernel_ms`` (the executor's dispatch cost of one kernel) and
 ``per_inference_ms`` (one ``run`` call's fixed cost). ``per_kernel_ms`` may be negative: it
 corrects the few microseconds ORT's profiler adds to each kernel it times. The whole-model prediction is
@@ -48,6 +49,7 @@ FEATURES: dict[str, tuple[str, ...]] = {
     "conv": (
         "macs",
         "macs_k1",
+        "macs_k5",
         "macs_lowc",
         "in_bytes",
         "out_bytes",
@@ -59,6 +61,7 @@ FEATURES: dict[str, tuple[str, ...]] = {
     ),
     "dwconv": (
         "macs",
+        "macs_strided",
         "in_bytes",
         "out_bytes",
         "weight_bytes",
@@ -66,7 +69,14 @@ FEATURES: dict[str, tuple[str, ...]] = {
         "act_hswish_bytes",
         "act_other_bytes",
     ),
-    "gconv": ("macs", "in_bytes", "out_bytes", "weight_bytes", "act_cheap_bytes"),
+    "gconv": (
+        "macs",
+        "macs_strided",
+        "in_bytes",
+        "out_bytes",
+        "weight_bytes",
+        "act_cheap_bytes",
+    ),
     "linear": ("macs", "in_bytes", "out_bytes", "weight_bytes"),
     "maxpool": ("in_bytes", "out_bytes", "window_elems"),
     "avgpool": ("in_bytes", "out_bytes", "window_elems"),
@@ -139,24 +149,30 @@ def conv_features(
     ``in_elems``: input activation elements; MACs = out elements x (cin / groups) x kh x kw.
     Bytes are at ``precision`` (fp32 4, int8 1 per element); weights cout x cin/groups x kh x kw.
     ``residual``: a fused residual add reads a second tensor the size of the output.
+    The MACs are repeated by shape class: of 1x1 kernels (``macs_k1``), of kernels of 5x5 or
+    more (``macs_k5``), of few input channels per group (``macs_lowc``, < 16) and of strided
+    convs (``macs_strided``: the input has more than 1.5x the output's pixels per channel).
     """
     bpe = PRECISION_BYTES[precision]
     cin_g = cin // groups
     out_elems = batch * cout * h_out * w_out
     macs = out_elems * cin_g * kh * kw
     out_bytes = out_elems * bpe
+    strided = in_elems > 1.5 * batch * cin * h_out * w_out
     cls = _act_class(act)
     f: dict[str, float] = {
         "macs": float(macs),
         "in_bytes": float(in_elems * bpe),
         "out_bytes": float(out_bytes),
         "weight_bytes": float(cout * cin_g * kh * kw * bpe),
+        "macs_strided": float(macs if strided else 0),
         "act_cheap_bytes": float(out_bytes if cls == "cheap" else 0),
         "act_hswish_bytes": float(out_bytes if cls == "hswish" else 0),
         "act_other_bytes": float(out_bytes if cls == "other" else 0),
     }
     if groups == 1:
         f["macs_k1"] = float(macs if kh * kw == 1 else 0)
+        f["macs_k5"] = float(macs if kh * kw >= 25 else 0)
         f["macs_lowc"] = float(macs if cin_g < 16 else 0)
         f["sum_bytes"] = float(out_bytes if residual else 0)
         kind = "conv"
@@ -491,12 +507,17 @@ def predict_graph(predictor: Predictor, graph: Graph) -> ModelPrediction:
 
 
 def fit_type_model(
-    features: Sequence[str], x: np.ndarray, y_ms: np.ndarray, relative: bool = True
+    features: Sequence[str],
+    x: np.ndarray,
+    y_ms: np.ndarray,
+    relative: bool = True,
+    weights: np.ndarray | None = None,
 ) -> TypeModel:
     """Non-negative least squares of ``y_ms`` (n) on ``[1, x]`` (x: n x len(features)).
 
     With ``relative`` each sample is weighted by ``1 / y`` so that the fit minimises relative
-    errors (small kernels count as much as big ones).
+    errors (small kernels count as much as big ones); ``weights`` (n, >= 0) multiply that
+    weight (e.g. to trust kernels measured inside networks more than isolated ones).
     """
     from scipy.optimize import nnls
 
@@ -506,6 +527,8 @@ def fit_type_model(
     scale = np.abs(a).max(axis=0)
     scale[scale == 0] = 1.0
     w = 1.0 / np.maximum(y, 1e-6) if relative else np.ones_like(y)
+    if weights is not None:
+        w = w * np.sqrt(np.asarray(weights, dtype=np.float64))
     coef, _ = nnls((a / scale) * w[:, None], y * w, maxiter=50 * a.shape[1])
     coef = coef / scale
     model = TypeModel(list(features), float(coef[0]), [float(c) for c in coef[1:]], len(y))

@@ -339,6 +339,12 @@ def calibrate(
     samples: int = typer.Option(
         300, "--samples", min=1, help="Kernels to measure per precision (split by kernel type)."
     ),
+    chains: int = typer.Option(
+        60,
+        "--chains",
+        min=0,
+        help="Random networks whose kernels are also measured in context (0: single kernels only).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampled kernel shapes."),
     out: Path = typer.Option(
         None,
@@ -352,8 +358,9 @@ def calibrate(
 
     Samples conv (plain, fused with BN/activation/residual add), depthwise and grouped conv,
     linear, pooling, elementwise, activation, concat, matmul and memory-bound kernels as tiny
-    single-kernel ONNX models, times them with ORT's profiler and fits one non-negative linear
-    model per kernel type; 'edgecnn profile MODEL --device host --runtime ort' then predicts.
+    single-kernel ONNX models and inside --chains random networks (CNN and transformer-like),
+    times them with ORT's profiler and fits one non-negative linear model per kernel type;
+    'edgecnn profile MODEL --device host --runtime ort' then predicts.
 
     Example: edgecnn calibrate --runtime ort --precision both --samples 300
     """
@@ -389,7 +396,9 @@ def calibrate(
                 ticks = iter(track(range(n), f"calibrating ort/{p}", total=n, quiet=json_out))
             next(ticks, None)
 
-        _, res = run_calibrate(p, samples=samples, seed=seed, out=outs[p], on_sample=step)
+        _, res = run_calibrate(
+            p, samples=samples, seed=seed, out=outs[p], on_sample=step, chains=chains
+        )
         if ticks is not None:
             for _ in ticks:
                 pass

@@ -6,7 +6,7 @@ torchvision zoo (channels growing as the feature map shrinks, 1x1/3x3/5x5/7x7 ke
 linears, attention matmuls), builds each as a tiny single-kernel ONNX model with
 :mod:`onnx.helper` (no zoo model is used to derive them, so none is "used in calibration"), runs
 it in ONNX Runtime with one intra-op thread and ORT's profiler, and takes the kernel's own time:
-the sum of the per-node ``kernel_time`` medians, without the model's boundary nodes (NCHWc
+the sum of the per-node ``kernel_time`` minima over the runs (:data:`TIMING_STATISTIC`), without the model's boundary nodes (NCHWc
 ``ReorderInput``/``ReorderOutput``, and in int8 the input ``QuantizeLinear`` and output
 ``DequantizeLinear``), which a whole network runs only once, and without the untimed ReLU
 ``tail`` each model ends with (so that ORT fuses the kernel's activation as inside a network). A model of one tiny ReLU gives the
@@ -14,8 +14,22 @@ per-inference overhead (wall time minus kernel time), a chain of tiny ReLUs the 
 correction: the executor's dispatch cost of one more kernel minus the time ORT's profiler books
 for it (the profiler inflates tiny kernels by a few microseconds, so this is usually negative).
 Each sampled kernel is replicated (:func:`replicate`) until the model's data exceeds the last-level
-cache, so that the kernels read cold weights and activations as they do deep in a network. Each kernel type's model is then fitted by
-:func:`edgecnn.analysis.latency_predictor.fit_type_model` and the predictor saved as JSON.
+cache, so that the kernels read cold weights and activations as they do deep in a network.
+
+Random networks (``chains``): isolated kernels miss the context of a network (a kernel reads
+the activations its producer just wrote, from the cache, but weights that other kernels
+evicted; batch-1 classifier linears stream their weights at a fraction of the isolated rate).
+:func:`sample_chain` draws random sequential CNNs whose shapes chain (convs, depthwise and
+grouped convs, pools, SE-style multiplies, residual adds, concats, BN, an MLP classifier) and
+:func:`sample_token_chain` transformer-like ones (layer norm, linears on ``[1, T, D]`` or
+``[1, h, h, D]`` tokens, GELU, residual add); :func:`build_chain` glues the single-kernel
+models into one network with the names of kernel ``i`` prefixed ``k<i>_``, and
+:func:`measure_chain` attributes each profiled node to its kernel by that prefix. These
+in-context samples weigh :data:`CHAIN_SAMPLE_WEIGHT` times the isolated ones in the fit, and the
+networks' wall time minus their kernel times gives the per-kernel overhead
+(:func:`chain_per_kernel_ms`). No network is derived from a zoo model. Each kernel type's model
+is then fitted by :func:`edgecnn.analysis.latency_predictor.fit_type_model` and the predictor
+saved as JSON.
 
 INT8: each single-kernel model is quantized with ONNX Runtime's static QDQ quantizer with the
 settings :class:`edgecnn.compress.quantize.QuantConfig` uses by default (activations uint8
@@ -31,6 +45,7 @@ import io
 import json
 import logging
 import math
+import re
 import statistics
 import tempfile
 import time
@@ -89,6 +104,10 @@ OPSET = 17
 #: weights, outputs) exceeds the last-level cache, so every kernel reads cold data, as a kernel
 #: deep in a network does. At most this many.
 MAX_COPIES = 16
+#: Every time here is the fastest of the timed runs (per node for profiled kernel times):
+#: on a machine shared with other work the median drifts by tens of percent from one minute to
+#: the next, the minimum by a few; the predictor therefore predicts the uncontended latency.
+TIMING_STATISTIC = "min"
 COLD_BYTES = 96 * 2**20
 
 
@@ -102,6 +121,8 @@ class Sample:
     kernel_ms: float
     wall_ms: float
     ort_ops: list[str] = field(default_factory=list)
+    #: "kernel": a replicated single-kernel model; "chain": one kernel of a random network
+    source: str = "kernel"
 
 
 @dataclass
@@ -119,6 +140,8 @@ class CalibrationResult:
     per_kernel_ms: float
     types: dict[str, dict[str, float]]
     rows: list[dict[str, Any]] = field(default_factory=list)
+    #: per random network: kernels, extra graph inputs, wall_ms and the sum of its kernel times
+    chains: list[dict[str, float]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": ResultKind.CALIBRATION.value, **asdict(self)}
@@ -216,6 +239,13 @@ def _draw(kind: str, rng: np.random.Generator) -> dict[str, Any]:
     raise ConfigError(f"unknown kernel type '{kind}'")
 
 
+def _lead(cfg: dict[str, Any]) -> list[int]:
+    """The leading dimensions of a linear's input: ``cfg["lead"]``, else [1] or [1, rows]."""
+    if "lead" in cfg:
+        return [int(x) for x in cfg["lead"]]
+    return [1] if cfg["rows"] == 1 else [1, cfg["rows"]]
+
+
 def _out_hw(hw: int, k: int, stride: int) -> int:
     return (hw + 2 * (k // 2) - k) // stride + 1
 
@@ -264,7 +294,7 @@ def features_of(cfg: dict[str, Any], precision: str) -> tuple[str, dict[str, flo
             "in_bytes": float((b * m * k + b * k * nn_) * bpe),
             "out_bytes": float(b * m * nn_ * bpe),
         }
-    n = cfg["c"] * cfg["hw"] ** 2
+    n = math.prod(cfg["shape"]) if "shape" in cfg else cfg["c"] * cfg["hw"] ** 2
     if t == "gpool":
         return t, {"in_bytes": float(n * bpe), "out_bytes": float(cfg["c"] * bpe)}
     if t == "add":
@@ -377,11 +407,11 @@ def build_model(cfg: dict[str, Any], seed: int = 0) -> onnx.ModelProto:
         inits += i
         out_shape = [1, cout, o, o]
     elif t == "linear":
-        shape = [1, cfg["k"]] if cfg["rows"] == 1 else [1, cfg["rows"], cfg["k"]]
-        inputs.append(_vi("x", shape))
+        lead = _lead(cfg)
+        inputs.append(_vi("x", [*lead, cfg["k"]]))
         w = rng.standard_normal((cfg["k"], cfg["n"])) / math.sqrt(cfg["k"])
         inits += [_init("w", w), _init("b", rng.standard_normal(cfg["n"]) * 0.1)]
-        if cfg["rows"] == 1:
+        if lead == [1]:
             nodes.append(helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="gemm"))
             out_shape = [1, cfg["n"]]
         else:
@@ -389,7 +419,7 @@ def build_model(cfg: dict[str, Any], seed: int = 0) -> onnx.ModelProto:
                 helper.make_node("MatMul", ["x", "w"], ["m"], name="matmul"),
                 helper.make_node("Add", ["m", "b"], ["y"], name="bias"),
             ]
-            out_shape = [1, cfg["rows"], cfg["n"]]
+            out_shape = [*lead, cfg["n"]]
     elif t in ("maxpool", "avgpool"):
         c, hw, k, s = cfg["c"], cfg["hw"], cfg["k"], cfg["stride"]
         inputs.append(_vi("x", [1, c, hw, hw]))
@@ -406,7 +436,7 @@ def build_model(cfg: dict[str, Any], seed: int = 0) -> onnx.ModelProto:
         out_shape = [1, b, m, n]
     else:
         c, hw = cfg["c"], cfg["hw"]
-        shape = [1, c, hw, hw]
+        shape = list(cfg["shape"]) if "shape" in cfg else [1, c, hw, hw]
         inputs.append(_vi("x", shape))
         out_shape = shape
         if t == "gpool":
@@ -448,7 +478,7 @@ def build_model(cfg: dict[str, Any], seed: int = 0) -> onnx.ModelProto:
             elif fn == "softmax":
                 nodes.append(helper.make_node("Softmax", ["x"], ["y"], name="sm", axis=-1))
             elif fn == "layernorm":
-                inits += [_init("g", np.ones(hw)), _init("bb", np.zeros(hw))]
+                inits += [_init("g", np.ones(shape[-1])), _init("bb", np.zeros(shape[-1]))]
                 nodes.append(
                     helper.make_node(
                         "LayerNormalization", ["x", "g", "bb"], ["y"], name="ln", axis=-1
@@ -614,8 +644,10 @@ def measure_kernel(
 ) -> tuple[float, float, list[str]]:
     """``(kernel_ms, wall_ms, ops)`` of a single-kernel model in ORT on 1 thread.
 
-    ``kernel_ms``: sum over the non-boundary nodes of their median profiled kernel time;
-    ``wall_ms``: median ``run`` time without the profiler; ``ops``: the op types ORT runs.
+    ``kernel_ms``: sum over the non-boundary nodes of their fastest profiled kernel time;
+    ``wall_ms``: the fastest ``run`` without the profiler (the minimum, not the median: a
+    co-tenant on a shared last-level cache slows random runs by up to ~50%, see
+    :data:`TIMING_STATISTIC`); ``ops``: the op types ORT runs.
     ``runs=0`` picks the run count from ``budget_s`` (5 to 40 runs). ``copies``: the model holds
     that many independent copies of the kernel (:func:`replicate`, node names ``r<i>_...``);
     per-node times are pooled over the copies and ``wall_ms`` is divided by ``copies``.
@@ -634,7 +666,7 @@ def measure_kernel(
         sess.run(None, feeds)
         once = time.perf_counter() - t0
         n = runs or int(min(max(budget_s / 2 / max(once, 1e-6), 5), 40))
-        wall = measure_latency(lambda: sess.run(None, feeds), runs=n, warmup=1).median_ms
+        wall = measure_latency(lambda: sess.run(None, feeds), runs=n, warmup=1).min_ms
         opt = onnx.load(str(Path(d) / "opt.onnx"))
         skip = _boundary_nodes(opt)
         ops = [nd.op_type for nd in opt.graph.node if nd.name not in skip]
@@ -654,7 +686,7 @@ def measure_kernel(
             if node in skip or "tail" in node or "head" in node:
                 continue
             per_node.setdefault(node, []).append(float(e["dur"]) / 1e3)
-    kernel = sum(statistics.median(v[1:] or v) for v in per_node.values()) / copies
+    kernel = sum(min(v[1:] or v) for v in per_node.values()) / copies
     return kernel, wall / copies, ops
 
 
@@ -696,6 +728,254 @@ def measure_overheads(precision: str, workdir: Path) -> tuple[float, float]:
     return per_inference, per_kernel
 
 
+# ----------------------------------------------------------------------------- random networks
+
+#: Kernel types a random calibration network (:func:`sample_chain`) is made of, with weights.
+CHAIN_WEIGHTS: dict[str, float] = {
+    "conv": 5.0,
+    "dwconv": 2.5,
+    "gconv": 1.0,
+    "maxpool": 0.3,
+    "avgpool": 0.2,
+    "add": 0.6,
+    "mul": 0.8,
+    "activation": 0.5,
+    "concat": 0.4,
+    "bn": 0.4,
+}
+#: Kernel types not drawn right after a convolution: the IR and ORT fuse them into it.
+FUSED_AFTER_CONV = frozenset({"activation", "bn", "add"})
+
+
+def _chain_step(kind: str, c: int, hw: int, rng: np.random.Generator) -> dict[str, Any]:
+    """A ``kind`` kernel reading a ``c`` x ``hw`` x ``hw`` tensor (shapes chain)."""
+    if kind == "conv":
+        k = int(rng.choice([1, 1, 1, 3, 3, 5, 7]))
+        stride = int(rng.choice([1, 1, 1, 1, 2])) if hw >= 14 else 1
+        residual = bool(stride == 1 and rng.random() < 0.3)
+        cout = c if residual else _channels(rng, hw // stride, lo=8)
+        act = str(
+            rng.choice(
+                ["none", "relu", "relu6", "hardswish", "silu"], p=[0.3, 0.35, 0.15, 0.1, 0.1]
+            )
+        )
+        cfg = dict(
+            type=kind, cin=c, cout=cout, hw=hw, k=k, stride=stride, groups=1, act=act,
+            residual=residual,
+        )  # fmt: skip
+        return cfg if _macs(cfg) <= MAX_SAMPLE_MACS else dict(cfg, k=1, stride=1)
+    if kind == "dwconv":
+        return dict(
+            type=kind, cin=c, cout=c, hw=hw, k=int(rng.choice([3, 3, 5, 7])),
+            stride=int(rng.choice([1, 1, 2])) if hw >= 14 else 1, groups=c,
+            act=str(rng.choice(["none", "relu", "relu6", "hardswish", "silu"])), residual=False,
+        )  # fmt: skip
+    if kind == "gconv":
+        divs = [g for g in (2, 4, 8, 16, 32, 64) if c % g == 0 and c // g >= 4]
+        g = int(rng.choice(divs)) if divs else 1
+        return dict(
+            type="gconv" if g > 1 else "conv", cin=c, cout=c, hw=hw, k=3,
+            stride=int(rng.choice([1, 1, 2])) if hw >= 14 else 1, groups=g,
+            act=str(rng.choice(["none", "relu"])), residual=False,
+        )  # fmt: skip
+    if kind in ("maxpool", "avgpool"):
+        return dict(type=kind, c=c, hw=hw, k=int(rng.choice([2, 3])), stride=2)
+    if kind == "add":
+        return dict(type=kind, c=c, hw=hw, fn="add")
+    if kind == "activation":
+        fn = str(rng.choice(["relu", "hardswish", "sigmoid", "silu", "gelu"]))
+        return dict(type=kind, c=c, hw=hw, fn=fn)
+    if kind == "mul":
+        return dict(type=kind, c=c, hw=hw, broadcast=bool(rng.random() < 0.8))
+    if kind == "concat":
+        return dict(type=kind, c=c, hw=hw, n=2)
+    if kind == "bn":
+        return dict(type=kind, c=c, hw=hw, act=str(rng.choice(["none", "relu"])))
+    if kind == "memory":
+        return dict(type=kind, c=c, hw=hw, fn=str(rng.choice(["softmax", "layernorm"])))
+    raise ConfigError(f"kernel type '{kind}' cannot be chained")
+
+
+def _chain_out(cfg: dict[str, Any]) -> tuple[int, int]:
+    t = cfg["type"]
+    if t in ("conv", "dwconv", "gconv"):
+        return cfg["cout"], _out_hw(cfg["hw"], cfg["k"], cfg["stride"])
+    if t in ("maxpool", "avgpool"):
+        return cfg["c"], (cfg["hw"] - cfg["k"]) // cfg["stride"] + 1
+    if t == "concat":
+        return cfg["c"] * cfg["n"], cfg["hw"]
+    return cfg["c"], cfg["hw"]
+
+
+def sample_chain(rng: np.random.Generator, length: int = 0) -> list[dict[str, Any]]:
+    """A random sequential CNN of ``length`` kernels (random 8 to 40 if 0) whose shapes chain:
+    each kernel reads the previous one's output, as in a network; the feature map starts at
+    7 to 224 pixels and shrinks only through strided kernels, channels follow :func:`_channels`.
+    It ends with a global pool and a classifier linear."""
+    n = length or int(rng.integers(8, 41))
+    hw = int(rng.choice([224, 112, 56, 56, 28, 28, 14, 14, 7]))
+    c = int(rng.choice([3, 3, 16, 24])) if hw >= 112 and rng.random() < 0.5 else _channels(rng, hw)
+    kinds, w = list(CHAIN_WEIGHTS), np.array(list(CHAIN_WEIGHTS.values()))
+    out: list[dict[str, Any]] = []
+    while len(out) < n:
+        kind = str(rng.choice(kinds, p=w / w.sum()))
+        if c < 8 and kind != "conv":
+            continue
+        if kind in ("maxpool", "avgpool") and hw < 14:
+            continue
+        if kind == "concat" and c > 1024:
+            continue
+        if kind in FUSED_AFTER_CONV and out and out[-1]["type"] in ("conv", "dwconv", "gconv"):
+            continue
+        cfg = _chain_step(kind, c, hw, rng)
+        out.append(cfg)
+        c, hw = _chain_out(cfg)
+    out.append(dict(type="gpool", c=c, hw=hw))
+    if rng.random() < 0.3:  # a VGG/AlexNet-style MLP classifier: large cold weights
+        for width in rng.choice([1024, 2048, 4096], size=int(rng.integers(1, 3))):
+            out.append(dict(type="linear", rows=1, k=c, n=int(width)))
+            c = int(width)
+    if rng.random() < 0.8:
+        out.append(dict(type="linear", rows=1, k=c, n=int(rng.choice([10, 100, 1000, 1000]))))
+    return out
+
+
+def sample_token_chain(rng: np.random.Generator, blocks: int = 0) -> list[dict[str, Any]]:
+    """A random transformer-like chain on ``T`` tokens of width ``D`` (``blocks`` blocks, 1 to 6
+    if 0): each block is a layer norm, a linear widening to ``r D`` (r 1 to 4), a GELU (MLP
+    blocks), a linear back to ``D`` and a residual add, as in ViT/Swin/ConvNeXt blocks; the
+    tokens are ``[1, T, D]`` or, ConvNeXt/Swin-style, ``[1, h, h, D]``."""
+    h = int(rng.choice([7, 7, 14, 14, 28, 56]))
+    t_tokens = int(rng.choice([49, 50, 64, 197, 256])) if rng.random() < 0.4 else h * h
+    lead = [1, t_tokens] if t_tokens != h * h or rng.random() < 0.3 else [1, h, h]
+    d = int(rng.choice([64, 96, 128, 192, 256, 384, 512, 768, 1024]))
+    while math.prod(lead) * d * d * 4 > MAX_SAMPLE_MACS and d > 64:
+        d //= 2
+    out: list[dict[str, Any]] = []
+    rows = math.prod(lead)
+    for _ in range(blocks or int(rng.integers(1, 7))):
+        mlp = bool(rng.random() < 0.6)
+        r = 4 if mlp else int(rng.choice([1, 3]))
+        shape = [*lead, d]
+        out.append(dict(type="memory", c=d, hw=1, fn="layernorm", shape=shape))
+        out.append(dict(type="linear", rows=rows, k=d, n=r * d, lead=lead))
+        if mlp:
+            out.append(dict(type="activation", c=r * d, hw=1, fn="gelu", shape=[*lead, r * d]))
+        out.append(dict(type="linear", rows=rows, k=r * d, n=d, lead=lead))
+        out.append(dict(type="add", c=d, hw=1, fn="add", shape=shape))
+    return out
+
+
+def build_chain(cfgs: list[dict[str, Any]], seed: int = 0) -> onnx.ModelProto:
+    """One FP32 ONNX network of the kernels ``cfgs`` in sequence (see :func:`sample_chain`).
+
+    Each kernel is :func:`build_model`'s with its names prefixed ``k<i>_``; its main input is the
+    previous kernel's output (the heads and tails of the single-kernel models are dropped, but
+    the network starts with an untimed 1x1 max-pool ``head`` and ends with the last model's
+    ReLU ``tail``); its other inputs (the second addend, the broadcast scale, the concatenated
+    tensors) stay graph inputs.
+    """
+    from onnx import compose
+
+    nodes: list[onnx.NodeProto] = []
+    inits: list[TensorProto] = []
+    inputs: list[onnx.ValueInfoProto] = []
+    first = cfgs[0]
+    if first["type"] == "linear":
+        inputs.append(_vi("x_net", [*_lead(first), first["k"]]))
+    elif "shape" in first:
+        inputs.append(_vi("x_net", list(first["shape"])))
+    else:
+        c0 = first["cin"] if "cin" in first else first["c"]
+        inputs.append(_vi("x_net", [1, c0, first["hw"], first["hw"]]))
+    if "shape" in first or first["type"] == "linear":  # tokens: a ReLU head
+        nodes.append(helper.make_node("Relu", ["x_net"], ["head"], name="head"))
+    else:
+        nodes.append(
+            helper.make_node("MaxPool", ["x_net"], ["head"], name="head", kernel_shape=[1, 1])
+        )
+    prev = "head"
+    out_vi: onnx.ValueInfoProto | None = None
+    for i, cfg in enumerate(cfgs):
+        m = compose.add_prefix(build_model(cfg, seed=seed + i), prefix=f"k{i}_")
+        g = m.graph
+        main = f"k{i}_x_in" if cfg["type"] in ("conv", "dwconv", "gconv") else f"k{i}_x"
+        if cfg["type"] == "linear" and cfg["rows"] == 1:  # [1, c, 1, 1] -> [1, c]
+            nodes.append(helper.make_node("Flatten", [prev], [f"k{i}_flat"], name=f"k{i}_flat"))
+            prev = f"k{i}_flat"
+        rename = {main: prev, f"k{i}_head": prev}
+        last = i == len(cfgs) - 1
+        for nd in g.node:
+            if nd.name in (f"k{i}_head",) or (nd.name == f"k{i}_tail" and not last):
+                continue
+            for j, x in enumerate(nd.input):
+                nd.input[j] = rename.get(x, x)
+            nodes.append(nd)
+        inits += list(g.initializer)
+        inputs += [x for x in g.input if x.name != main]
+        prev = f"k{i}_y_pre"
+        out_vi = g.output[0]
+    assert out_vi is not None
+    graph = helper.make_graph(nodes, "chain", inputs, [out_vi], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    return model
+
+
+_KERNEL_OF_NODE = re.compile(r"(?:^|[^a-z0-9])k(\d+)_")
+
+
+def measure_chain(
+    model: onnx.ModelProto, n_kernels: int, runs: int = 0, budget_s: float = 0.6, seed: int = 0
+) -> tuple[list[float], float]:
+    """``(kernel_ms per kernel, wall_ms)`` of a :func:`build_chain` network in ORT on 1 thread.
+
+    A kernel's time is the sum of the fastest profiled times of the nodes ORT runs for it (its
+    fused kernel and any reorder, transpose or (de)quantization named after its tensors); the
+    nodes are attributed by the ``k<i>_`` prefix of their names. The untimed head and tail and
+    the nodes named after no kernel (the graph input's reorder) are left out.
+    """
+    import onnxruntime as ort
+
+    from edgecnn.runtime.bench import measure_latency
+
+    data = model.SerializeToString()
+    feeds = _feeds(model, np.random.default_rng(seed))
+    with tempfile.TemporaryDirectory(prefix="edgecnn-cal-") as d:
+        sess = ort.InferenceSession(
+            data, sess_options=_options(ort), providers=["CPUExecutionProvider"]
+        )
+        t0 = time.perf_counter()
+        sess.run(None, feeds)
+        once = time.perf_counter() - t0
+        n = runs or int(min(max(budget_s / 2 / max(once, 1e-6), 5), 30))
+        wall = measure_latency(lambda: sess.run(None, feeds), runs=n, warmup=1).min_ms
+        del sess
+        so = _options(ort)
+        so.enable_profiling = True
+        so.profile_file_prefix = str(Path(d) / "prof")
+        sess = ort.InferenceSession(data, sess_options=so, providers=["CPUExecutionProvider"])
+        for _ in range(n + 1):
+            sess.run(None, feeds)
+        events = json.loads(Path(sess.end_profiling()).read_text())
+    per_node: dict[str, list[float]] = {}
+    for e in events:
+        name = e.get("name", "")
+        if e.get("cat") == "Node" and name.endswith("_kernel_time"):
+            per_node.setdefault(name[: -len("_kernel_time")], []).append(float(e["dur"]) / 1e3)
+    out = [0.0] * n_kernels
+    for node, v in per_node.items():
+        if "tail" in node or node.startswith("head"):
+            continue
+        ks = _KERNEL_OF_NODE.findall(node)
+        if not ks:
+            continue
+        i = int(ks[0])
+        if i < n_kernels:
+            out[i] += min(v[1:] or v)
+    return out, wall
+
+
 # ----------------------------------------------------------------------------- calibration
 
 
@@ -711,12 +991,16 @@ def calibrate(
     seed: int = 0,
     out: str | Path | None = None,
     on_sample: Callable[[int, int], None] | None = None,
+    chains: int = 0,
 ) -> tuple[Predictor, CalibrationResult]:
     """Sample, measure and fit a predictor for ORT at ``precision`` on this host; save it.
 
-    ``samples``: the total number of kernels measured (split by :func:`samples_per_type`).
+    ``samples``: the number of single kernels measured (split by :func:`samples_per_type`);
+    ``chains``: the number of random networks whose kernels are measured in context, each
+    giving 5 to 45 more samples (and the per-kernel overhead): two in three are CNNs
+    (:func:`sample_chain`), one in three transformer-like (:func:`sample_token_chain`).
     ``out``: the predictor file (default :func:`~edgecnn.analysis.latency_predictor.default_path`).
-    ``on_sample(i, n)`` reports progress.
+    ``on_sample(i, n)`` reports progress (single kernels and networks).
     """
     import onnxruntime as ort
 
@@ -727,11 +1011,14 @@ def calibrate(
         raise ConfigError(f"unknown precision '{precision}': choose fp32 or int8")
     if samples < 1:
         raise ConfigError(f"--samples must be >= 1, got {samples}")
+    if chains < 0:
+        raise ConfigError(f"--chains must be >= 0, got {chains}")
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     plan = samples_per_type(samples)
-    n_total = sum(plan.values())
+    n_total = sum(plan.values()) + chains
     measured: list[Sample] = []
+    chain_rows: list[dict[str, float]] = []
     i = 0
     with tempfile.TemporaryDirectory(prefix="edgecnn-cal-") as d:
         work = Path(d)
@@ -750,14 +1037,29 @@ def calibrate(
                 i += 1
                 if on_sample is not None:
                     on_sample(i, n_total)
-    models: dict[str, TypeModel] = {}
-    for kind, feats in FEATURES.items():
-        rows = [s for s in measured if s.type == kind]
-        if not rows:
-            continue
-        x = np.array([[s.features[f] for f in feats] for s in rows])
-        y = np.array([s.kernel_ms for s in rows])
-        models[kind] = fit_type_model(feats, x, y)
+        for j in range(chains):
+            cfgs = sample_token_chain(rng) if j % 3 == 2 else sample_chain(rng)
+            model = build_chain(cfgs, seed=i)
+            if precision == "int8":
+                model = quantize_model(model, work)
+            times, wall_ms = measure_chain(model, len(cfgs), seed=i)
+            for cfg, ms in zip(cfgs, times, strict=True):
+                kind, f = features_of(cfg, precision)
+                measured.append(Sample(kind, cfg, f, ms, 0.0, [], source="chain"))
+            chain_rows.append(
+                {
+                    "kernels": len(cfgs),
+                    "extra_inputs": len(model.graph.input) - 1,
+                    "wall_ms": wall_ms,
+                    "kernel_sum_ms": sum(times),
+                }
+            )
+            i += 1
+            if on_sample is not None:
+                on_sample(i, n_total)
+    if len(chain_rows) >= 3:
+        per_kernel = chain_per_kernel_ms(chain_rows, per_inference)
+    models = fit_models(measured)
     cpu = cpu_model()
     predictor = Predictor(
         runtime="ort",
@@ -771,6 +1073,7 @@ def calibrate(
         meta={
             "onnxruntime": ort.__version__,
             "samples": len(measured),
+            "chains": chains,
             "seed": seed,
             "created_unix_s": time.time(),
             "int8_settings": INT8_SETTINGS if precision == "int8" else None,
@@ -795,4 +1098,55 @@ def calibrate(
             for k, m in models.items()
         },
         rows=[asdict(s) for s in measured],
+        chains=chain_rows,
     )
+
+
+def chain_per_kernel_ms(chains: list[dict[str, float]], per_inference_ms: float) -> float:
+    """The per-kernel overhead (ms) from random networks: the median over the fast networks
+    (wall time <= :data:`OVERHEAD_CHAIN_MAX_MS`, else the 3 fastest) of
+    ``(wall_ms - per_inference_ms - kernel_sum_ms) / (kernels + extra_inputs)``.
+
+    It is the executor's cost of one more kernel net of the profiler's inflation of the
+    kernel times, measured inside networks (the ReLU chain's value is only the fallback);
+    each extra graph input (a second addend, a scale) costs ``run`` about one kernel's
+    dispatch (its copy and reorder), which a one-input network does not pay. Only fast
+    networks count: in a slow one the overhead is a small difference of two large, separately
+    measured times.
+    """
+    fast = [c for c in chains if c["wall_ms"] <= OVERHEAD_CHAIN_MAX_MS]
+    if len(fast) < 3:
+        fast = sorted(chains, key=lambda c: c["wall_ms"])[:3]
+    return float(
+        statistics.median(
+            (c["wall_ms"] - per_inference_ms - c["kernel_sum_ms"])
+            / (c["kernels"] + c["extra_inputs"])
+            for c in fast
+        )
+    )
+
+
+OVERHEAD_CHAIN_MAX_MS = 5.0
+
+
+#: How much more a kernel measured inside a random network counts in the fit than an isolated
+#: one: in a network it reads the activations its producer just wrote and weights that other
+#: kernels evicted, as in the zoo; replicated single kernels only approximate that.
+CHAIN_SAMPLE_WEIGHT = 4.0
+
+
+def fit_models(
+    measured: list[Sample], chain_weight: float = CHAIN_SAMPLE_WEIGHT
+) -> dict[str, TypeModel]:
+    """One fitted model per kernel type that has samples (see :func:`fit_type_model`); samples
+    from random networks weigh ``chain_weight`` times the isolated ones."""
+    models: dict[str, TypeModel] = {}
+    for kind, feats in FEATURES.items():
+        rows = [s for s in measured if s.type == kind and s.kernel_ms > 0]
+        if not rows:
+            continue
+        x = np.array([[s.features[f] for f in feats] for s in rows])
+        y = np.array([s.kernel_ms for s in rows])
+        w = np.array([chain_weight if s.source == "chain" else 1.0 for s in rows])
+        models[kind] = fit_type_model(feats, x, y, weights=w)
+    return models

@@ -271,16 +271,17 @@ def default_quantizer() -> Callable[[Path, Path, tuple[int, ...]], None]:
     Calibration uses 8 standard-normal inputs: the zoo models here have random weights, so only
     the speed of the quantized graph matters, not its accuracy.
     """
-    from edgecnn.compress.quantize import QuantConfig, compact_onnx, quantize_int8
+    from edgecnn.compress.quantize import QuantConfig, prepare_for_quantization, quantize_int8
 
     def run(src: Path, dst: Path, input_shape: tuple[int, ...]) -> None:
         import onnx
 
         rng = np.random.default_rng(0)
         calib = rng.standard_normal((8, *input_shape[1:])).astype(np.float32)
-        # unshare the exporter's deduplicated conv biases so ORT can fuse every quantized conv
+        # drop identities and unshare the exporter's deduplicated conv biases so ORT can fuse
+        # every quantized conv, keeping its names (see prepare_for_quantization)
         compact = dst.with_name(dst.stem + "-fp32-compact.onnx")
-        onnx.save(compact_onnx(onnx.load(str(src))), str(compact))
+        onnx.save(prepare_for_quantization(onnx.load(str(src))), str(compact))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             quantize_int8(compact, dst, calib, QuantConfig(calib_samples=8))
