@@ -153,14 +153,19 @@ def run_deploy(
         if precision == "int8":
             import onnx
 
-            from edgecnn.compress.quantize import QuantConfig, compact_onnx, quantize_int8
+            from edgecnn.compress.quantize import (
+                QuantConfig,
+                prepare_for_quantization,
+                quantize_int8,
+            )
 
             assert splits is not None
             step(f"quantizing to INT8 on {min(calib_samples, len(splits.y_calib))} images")
             # the exporter's Identity nodes and shared initializers stop ORT fusing integer
-            # convs (3 of 10 on edge-resnet); the compacted graph computes the same function
-            compact_path = Path(tmp) / f"{stem}.compact.onnx"
-            onnx.save(compact_onnx(onnx.load(str(onnx_path))), str(compact_path))
+            # convs (3 of 10 on edge-resnet); prepared, the graph computes the same function
+            # and keeps the exporter's names (ORT's quantizer fails on some renamed graphs)
+            compact_path = Path(tmp) / f"{stem}.prepared.onnx"
+            onnx.save(prepare_for_quantization(onnx.load(str(onnx_path))), str(compact_path))
             int8_path = Path(tmp) / f"{stem}.int8.onnx"
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
