@@ -652,24 +652,50 @@ def measure_kernel(
     that many independent copies of the kernel (:func:`replicate`, node names ``r<i>_...``);
     per-node times are pooled over the copies and ``wall_ms`` is divided by ``copies``.
     """
+    wall, profiled, opt = _time_and_profile(model, runs, budget_s, 40, seed, optimized=True)
+    assert opt is not None
+    skip = _boundary_nodes(opt)
+    ops = [nd.op_type for nd in opt.graph.node if nd.name not in skip]
+    per_node = {
+        node: v
+        for node, v in profiled.items()
+        if node not in skip and "tail" not in node and "head" not in node
+    }
+    kernel = sum(min(v[1:] or v) for v in per_node.values()) / copies
+    return kernel, wall / copies, ops
+
+
+def _time_and_profile(
+    model: onnx.ModelProto,
+    runs: int,
+    budget_s: float,
+    max_runs: int,
+    seed: int,
+    optimized: bool = False,
+) -> tuple[float, dict[str, list[float]], onnx.ModelProto | None]:
+    """Run ``model`` in ORT on 1 thread: the fastest of ``n`` timed runs (ms; ``runs=0``: ``n``
+    from ``budget_s``, 5 to ``max_runs``), then ``n + 1`` runs under ORT's profiler. Returns
+    ``(wall_ms, {node: [kernel ms per profiled run]}, the ORT-optimized model if
+    ``optimized`` else None)``."""
     import onnxruntime as ort
 
     from edgecnn.runtime.bench import measure_latency
 
     data = model.SerializeToString()
     feeds = _feeds(model, np.random.default_rng(seed))
+    opt = None
     with tempfile.TemporaryDirectory(prefix="edgecnn-cal-") as d:
         so = _options(ort)
-        so.optimized_model_filepath = str(Path(d) / "opt.onnx")
+        if optimized:
+            so.optimized_model_filepath = str(Path(d) / "opt.onnx")
         sess = ort.InferenceSession(data, sess_options=so, providers=["CPUExecutionProvider"])
         t0 = time.perf_counter()
         sess.run(None, feeds)
         once = time.perf_counter() - t0
-        n = runs or int(min(max(budget_s / 2 / max(once, 1e-6), 5), 40))
+        n = runs or int(min(max(budget_s / 2 / max(once, 1e-6), 5), max_runs))
         wall = measure_latency(lambda: sess.run(None, feeds), runs=n, warmup=1).min_ms
-        opt = onnx.load(str(Path(d) / "opt.onnx"))
-        skip = _boundary_nodes(opt)
-        ops = [nd.op_type for nd in opt.graph.node if nd.name not in skip]
+        if optimized:
+            opt = onnx.load(str(Path(d) / "opt.onnx"))
         del sess
         so = _options(ort)
         so.enable_profiling = True
@@ -682,12 +708,8 @@ def measure_kernel(
     for e in events:
         name = e.get("name", "")
         if e.get("cat") == "Node" and name.endswith("_kernel_time"):
-            node = name[: -len("_kernel_time")]
-            if node in skip or "tail" in node or "head" in node:
-                continue
-            per_node.setdefault(node, []).append(float(e["dur"]) / 1e3)
-    kernel = sum(min(v[1:] or v) for v in per_node.values()) / copies
-    return kernel, wall / copies, ops
+            per_node.setdefault(name[: -len("_kernel_time")], []).append(float(e["dur"]) / 1e3)
+    return wall, per_node, opt
 
 
 def _options(ort):  # noqa: ANN001, ANN202 - onnxruntime module
@@ -935,34 +957,7 @@ def measure_chain(
     nodes are attributed by the ``k<i>_`` prefix of their names. The untimed head and tail and
     the nodes named after no kernel (the graph input's reorder) are left out.
     """
-    import onnxruntime as ort
-
-    from edgecnn.runtime.bench import measure_latency
-
-    data = model.SerializeToString()
-    feeds = _feeds(model, np.random.default_rng(seed))
-    with tempfile.TemporaryDirectory(prefix="edgecnn-cal-") as d:
-        sess = ort.InferenceSession(
-            data, sess_options=_options(ort), providers=["CPUExecutionProvider"]
-        )
-        t0 = time.perf_counter()
-        sess.run(None, feeds)
-        once = time.perf_counter() - t0
-        n = runs or int(min(max(budget_s / 2 / max(once, 1e-6), 5), 30))
-        wall = measure_latency(lambda: sess.run(None, feeds), runs=n, warmup=1).min_ms
-        del sess
-        so = _options(ort)
-        so.enable_profiling = True
-        so.profile_file_prefix = str(Path(d) / "prof")
-        sess = ort.InferenceSession(data, sess_options=so, providers=["CPUExecutionProvider"])
-        for _ in range(n + 1):
-            sess.run(None, feeds)
-        events = json.loads(Path(sess.end_profiling()).read_text())
-    per_node: dict[str, list[float]] = {}
-    for e in events:
-        name = e.get("name", "")
-        if e.get("cat") == "Node" and name.endswith("_kernel_time"):
-            per_node.setdefault(name[: -len("_kernel_time")], []).append(float(e["dur"]) / 1e3)
+    wall, per_node, _ = _time_and_profile(model, runs, budget_s, 30, seed)
     out = [0.0] * n_kernels
     for node, v in per_node.items():
         if "tail" in node or node.startswith("head"):
