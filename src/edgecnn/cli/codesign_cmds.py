@@ -44,7 +44,7 @@ def codesign(
     Example: edgecnn codesign --space examples/codesign.yaml --data mnist --budget-latency-ms 0.05 --out cd
     """
     from edgecnn.io import atomic_write_text, check_output_path
-    from edgecnn.studies.codesign import plot_codesign, run_codesign
+    from edgecnn.studies.codesign import run_codesign
     from edgecnn.studies.codesign_space import load_codesign_space
 
     check_output_path(out, inputs=[p for p in (space,) if p is not None], directory=True)
@@ -68,10 +68,12 @@ def codesign(
     import json
 
     from edgecnn.cli.common import json_default
+    from edgecnn.io import atomic_write_bytes
+    from edgecnn.report.figures import codesign_fronts
 
-    png = plot_codesign(result, out / "front.png")
     d = result.to_dict()
-    d["plot"] = str(png)
+    png = codesign_fronts(json.loads(json.dumps(d, default=json_default)))  # the report's figure
+    d["plot"] = str(atomic_write_bytes(out / "front.png", png)) if png else None
     atomic_write_text(
         out / "codesign.json", json.dumps(d, indent=1, default=json_default, allow_nan=False)
     )
