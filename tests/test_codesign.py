@@ -164,6 +164,31 @@ def test_all_int8_design_costs_equal_one_int8_simulation(supernet):
     assert m["energy_mj"] == pytest.approx(ref.totals["energy_j"] * 1e3)
 
 
+def test_int4_stages_halve_their_weight_dram_bytes_not_their_cycles(supernet):
+    from edgecnn.hardware.config import load_accelerator
+    from edgecnn.hardware.workload import build_workload
+    from edgecnn.models.resolve import load_graph
+
+    space = codesign_space_from_dict(SMALL)
+    d = decode(space, largest_genome(space))
+    net = sn.extract_subnet(supernet, d.subnet)
+    r = d.subnet.resolution
+    wl = build_workload(load_graph(net, (1, 1, r, r)))
+    accel = load_accelerator("seed-chip").replace(precisions=("int8",), precision="int8")
+    r8 = cd._simulate_at(wl, accel, "int8", "latency")
+    r4 = cd._simulate_at(wl, accel, "int4", "latency")
+    checked = 0
+    for a, b in zip(r8.layers, r4.layers, strict=True):
+        w8, w4 = a.dram_read_bytes["weight"], b.dram_read_bytes["weight"]
+        assert b.cycles <= a.cycles and b.energy_j <= a.energy_j
+        assert w4 <= w8
+        if a.op == "conv" and w8 > 0:
+            assert w4 == -(-w8 // 2)
+            checked += 1
+    assert checked >= 5
+    assert r4.totals["energy_j"] < r8.totals["energy_j"]
+
+
 def _row(i, *objs):
     return {"id": str(i), **dict(zip(cd.OBJECTIVES, objs, strict=True)), "accuracy": 1 - objs[0]}
 

@@ -132,11 +132,23 @@ def design_network(
     return cfg, sn.extract_subnet(supernet, cfg)
 
 
+def _simulate_at(workload: Any, accel: Any, bits: str, objective: str) -> Any:
+    """``simulate`` with a stage's weight bits: fp16 and int8 run at that datapath precision;
+    int4 weights run on the int8 datapath (unpacked to int8 at the array, so cycles follow
+    int8) but are stored packed two per byte in DRAM (``weight_bits = 4``, no index bits), so
+    their DRAM traffic, DRAM energy and any bandwidth stall halve."""
+    from edgecnn.hardware.simulate import SimOptions, simulate
+
+    if bits == "int4":
+        accel = accel.replace(weight_bits=4, weight_index_bits=0)
+        bits = "int8"
+    return simulate(workload, accel, SimOptions(precision=bits, objective=objective))
+
+
 def hardware_metrics(net: nn.Module, design: Design, base: Any, objective: str) -> dict[str, float]:
     """Latency (ms), energy (mJ), area (mm^2), cycles and MACs of ``net`` on the design's
     accelerator, each layer at its stage's effective precision (stem, head and glue at int8)."""
     from edgecnn.hardware.explore import area_mm2, point_accelerator
-    from edgecnn.hardware.simulate import SimOptions, simulate
     from edgecnn.hardware.workload import build_workload
     from edgecnn.models.resolve import load_graph
 
@@ -146,17 +158,15 @@ def hardware_metrics(net: nn.Module, design: Design, base: Any, objective: str) 
     accel, _ = point_accelerator(base, {**design.accel_point, "precision": "int8"})
     accel = accel.replace(precisions=tuple(design.accel_precisions), precision="int8")
     eff = design.effective_bits()
-    used = sorted({"fp16" if b == "fp16" else "int8" for b in eff} | {"int8"})
-    runs = {
-        p: simulate(workload, accel, SimOptions(precision=p, objective=objective)) for p in used
-    }
+    used = sorted(set(eff) | {"int8"})
+    runs = {p: _simulate_at(workload, accel, p, objective) for p in used}
     cycles = 0
     energy = 0.0
     macs = 0
     base_layers = runs["int8"].layers
     for j, layer in enumerate(base_layers):
         s = _stage_of(layer.name)
-        p = "fp16" if s is not None and eff[s] == "fp16" else "int8"
+        p = eff[s] if s is not None else "int8"
         chosen = runs[p].layers[j]
         cycles += chosen.cycles
         energy += chosen.energy_j

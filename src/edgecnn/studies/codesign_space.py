@@ -27,8 +27,9 @@ A space (YAML, see ``codesign-example.yaml``)::
 A *genome* is a tuple of indices into those lists: per stage (depth, width, kernel, expand,
 bits, prune), then resolution, then the accelerator genes in the order of
 :data:`ACCEL_GENES`. Bit-width semantics: ``int8``/``int4`` quantize the stage's weights
-(symmetric, per output channel) and run on the int8 datapath (the accelerator model has no
-int4 datapath: int4 lowers accuracy and model size, not cycles); ``fp16`` keeps fp16 weights
+(symmetric, per output channel) and run on the int8 datapath; int4 weights are stored packed
+two per byte in DRAM and unpacked at the array (no int4 multipliers: int4 lowers accuracy,
+model size and weight DRAM traffic, not compute cycles); ``fp16`` keeps fp16 weights
 and runs at fp16 if the accelerator supports it, else at int8 with int8 weights. The stem and
 the classifier are always int8. Activations stay in floating point in the accuracy model.
 """
