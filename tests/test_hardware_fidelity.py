@@ -21,6 +21,7 @@ from edgecnn.hardware.config import (
 from edgecnn.hardware.mapping import Gemm, fold_map, map_gemm, rs_mapping
 from edgecnn.hardware.simulate import SimOptions, simulate
 from edgecnn.hardware.tiling import ConvShape
+from edgecnn.hardware.workload import ArrayWork, build_workload
 
 
 def dw(channels=64, size=56, k=3, stride=1):
@@ -117,6 +118,46 @@ def test_compression_and_param_cache_lower_dram_not_compute():
     sparse = base.replace(weight_bits=4, weight_index_bits=4, zero_skipping=False)
     res = simulate(g, sparse, SimOptions(sparsity=0.9))
     assert res.totals["dram_bytes"] < plain.totals["dram_bytes"]
+
+
+def test_param_cache_budget_caps_the_cached_weights():
+    from edgecnn.models import load_graph
+
+    g = load_graph("resnet18")  # 11.7 M weights, int8
+    base = load_preset("tpu-32x32").replace(shared_sram_bytes=64 << 20, param_cache=True)
+    everything = simulate(g, base)
+    assert all(lay.dram_read_bytes["weight"] == 0 for lay in everything.layers)
+    cap = 2 << 20
+    capped = simulate(g, base.replace(param_cache_bytes=cap))
+    streamed = sum(lay.dram_read_bytes["weight"] for lay in capped.layers)
+    cached = [
+        lay for lay in capped.layers if lay.unit == "array" and lay.dram_read_bytes["weight"] == 0
+    ]
+    items = build_workload(g).items
+    weights = {it.name: it.shape.weight_elems for it in items if isinstance(it, ArrayWork)}
+    cached_bytes = sum(weights[lay.name] for lay in cached)
+    assert 0 < cached_bytes <= cap  # greedy in execution order, never past the budget
+    assert streamed >= sum(weights.values()) - cap
+    with pytest.raises(ConfigError, match="param_cache_bytes"):
+        base.replace(param_cache_bytes=-1)
+
+
+def test_serial_feature_map_transfers_add_their_link_time():
+    """fmap_dram_overlap = False: compute + feature-map DRAM bytes / bandwidth (+ weight excess)."""
+    import torch.nn as nn
+
+    from edgecnn.models import load_graph
+
+    wl = load_graph(nn.Sequential(nn.Conv2d(64, 64, 3, padding=1)), (1, 64, 56, 56))
+    base = AcceleratorConfig(rows=16, cols=16, shared_sram_bytes=64 << 10,
+                             dram_bw_bytes_per_cycle=2.0)  # fmt: skip
+    over = simulate(wl, base).layers[0]
+    serial = simulate(wl, base.replace(fmap_dram_overlap=False)).layers[0]
+    fmap = serial.dram_bytes - serial.dram_read_bytes["weight"]
+    excess = max(0, math.ceil(serial.dram_read_bytes["weight"] / 2.0) - serial.compute_cycles)
+    assert serial.compute_cycles == over.compute_cycles
+    assert serial.cycles >= serial.compute_cycles + math.ceil(fmap / 2.0) + excess
+    assert serial.cycles > over.cycles
 
 
 def test_sparsity_without_zero_skipping_is_refused(capsys):

@@ -192,6 +192,16 @@ class AcceleratorConfig:
     model's parameters", Coral docs): the layers' weights, in execution order, fill the SRAM
     left after the activation working set (largest layer input + output); cached weights
     cross DRAM once per model load, not per inference; the rest stream every inference."""
+    param_cache_bytes: int = 0
+    """Bytes of the on-chip SRAM the parameter cache may use; 0 = the SRAM left after the
+    activation working set. The Edge TPU compiler reports its budget (e.g. "On-chip memory
+    available for caching model parameters: 6.25MiB" for ResNet-50)."""
+    fmap_dram_overlap: bool = True
+    """True: feature-map DRAM transfers overlap compute (double-buffered tiles; stalls only
+    where the link is slower). False: the array idles while feature maps load from or dump to
+    DRAM, as on Eyeriss ("the chip does not perform processing while it is loading ifmap from
+    DRAM or dumping ofmaps to DRAM", Chen et al., JSSC 2017, Sec. VI-A); weights still
+    overlap (its GLB preloads the next pass's filters)."""
     energy: EnergyTable = field(default_factory=EnergyTable)
 
     def __post_init__(self) -> None:
@@ -221,6 +231,7 @@ class AcceleratorConfig:
             "filter_sram_bytes",
             "ofmap_sram_bytes",
             "shared_sram_bytes",
+            "param_cache_bytes",
         ):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:

@@ -202,8 +202,9 @@ def _cached_params(workload: Workload, accel: AcceleratorConfig, wb: int) -> fro
     Greedy in execution order, as the Edge TPU compiler places the first parameters that fit
     and streams the rest (Coral: the on-chip SRAM caches parameters), into the SRAM left after
     the activation working set: the largest input + output of any one layer (a lower bound of
-    peak liveness; a device with no DRAM of its own must hold its activations on chip). The
-    cache and the tile buffers are not subtracted from each other (a simplification)."""
+    peak liveness; a device with no DRAM of its own must hold its activations on chip), or
+    into ``param_cache_bytes`` when the config gives the compiler's budget. The cache and the
+    tile buffers are not subtracted from each other (a simplification)."""
     if not accel.param_cache:
         return frozenset()
     working = max(
@@ -211,6 +212,8 @@ def _cached_params(workload: Workload, accel: AcceleratorConfig, wb: int) -> fro
         default=0,
     )
     room = accel.sram_bytes - working * wb
+    if accel.param_cache_bytes:
+        room = min(accel.param_cache_bytes, accel.sram_bytes)
     names = []
     for item in workload.items:
         if not isinstance(item, ArrayWork) or item.weight_is_activation:
@@ -565,6 +568,18 @@ def _one_touch_bytes(item: ArrayWork, ctx: _Context, place: _Placement) -> int:
     return floor
 
 
+def _serial_fmap_cycles(tr: _Traffic, compute_cycles: int, accel: AcceleratorConfig) -> int:
+    """Cycles when feature-map DRAM transfers do not overlap compute (``fmap_dram_overlap``
+    False): compute + feature-map bytes (inputs, outputs, partial sums) / link bandwidth, plus
+    whatever of the weight stream outlasts compute. 0 when they overlap or the link is ideal."""
+    bw = accel.stall_bw_bytes_per_cycle
+    if accel.fmap_dram_overlap or math.isinf(bw):
+        return 0
+    fmap = tr.rd_in + tr.wr_out + tr.psum_r + tr.psum_w
+    weight_excess = max(0, math.ceil(tr.rd_w / bw) - compute_cycles)
+    return compute_cycles + math.ceil(fmap / bw) + weight_excess
+
+
 def _tiled_layer(item: ArrayWork, ctx: _Context, place: _Placement) -> LayerResult:
     """One array layer in the tiled model: compute, tiling, DRAM, SRAM words, energy."""
     accel, wb, pb = ctx.accel, ctx.wb, ctx.pb
@@ -578,6 +593,7 @@ def _tiled_layer(item: ArrayWork, ctx: _Context, place: _Placement) -> LayerResu
         # cross (compressed, cached weights left out)
         ratio = min(1.0, tr.total / choice.dram_bytes)
         cycles = comp.cycles + math.ceil((cycles - comp.cycles) * ratio)
+    cycles = max(cycles, _serial_fmap_cycles(tr, comp.cycles, accel))
     fills = (tr.rd_in + tr.rd_w) // wb + tr.psum_r // pb
     drains = tr.wr_out // wb + tr.psum_w // pb
     sram_words = {
