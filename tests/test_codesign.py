@@ -50,7 +50,7 @@ def test_extracted_subnets_compute_exactly_what_the_supernet_computes(supernet):
     x = torch.randn(3, 1, 28, 28)
     for _ in range(6):
         cfg = sn.random_config(rng)
-        cfg = sn.prune_hidden(supernet, cfg, (0.25, 0.0, 0.5))
+        cfg = sn.prune_hidden(supernet, cfg, (0.25, 0.0, 0.5) * 3)
         sub = sn.extract_subnet(supernet, cfg).eval()
         xi = sn.resize(x, cfg.resolution)
         with torch.no_grad():
@@ -68,7 +68,7 @@ def test_a_3x3_kernel_is_the_centre_of_the_shared_5x5(supernet):
 
 def test_pruning_keeps_the_most_important_hidden_channels(supernet):
     cfg = sn.largest_config()
-    pruned = sn.prune_hidden(supernet, cfg, (0.5, 0.5, 0.5))
+    pruned = sn.prune_hidden(supernet, cfg, (0.5,) * sn.BLOCK_SLOTS)
     b = supernet.stages[0][0]
     cin = sn.STEM_CHANNELS
     hidden = cin * max(sn.EXPANDS)
@@ -104,8 +104,8 @@ def test_space_decodes_and_refuses_bad_values():
     space = codesign_space_from_dict(SMALL)
     g = largest_genome(space)
     d = decode(space, g)
-    assert d.subnet.depths == (sn.MAX_DEPTH,) * sn.STAGES and d.prune == (0.0,) * sn.STAGES
-    assert d.bits == ("int8",) * sn.STAGES
+    assert d.subnet.depths == (sn.MAX_DEPTH,) * sn.STAGES and d.prune == (0.0,) * sn.BLOCK_SLOTS
+    assert d.bits == ("int8",) * sn.BLOCK_SLOTS
     with pytest.raises(ConfigError, match="does not fit"):
         decode(space, [99] * len(g))
     with pytest.raises(ConfigError, match="not supported"):
@@ -122,7 +122,7 @@ def test_space_decodes_and_refuses_bad_values():
 def test_fp16_falls_back_to_int8_without_an_fp16_datapath():
     space = codesign_space_from_dict(SMALL)
     g = largest_genome(space)
-    bits_gene = 4  # stage 0: depth, width, kernel, expand, bits
+    bits_gene = 4  # stage 0: depth, width, kernel, expand, then block 0's bits
     g[bits_gene] = space.network["bits"].index("fp16")
     prec_gene = len(g) - 1
     g[prec_gene] = space.accelerator["precisions"].index("int8")
@@ -131,14 +131,60 @@ def test_fp16_falls_back_to_int8_without_an_fp16_datapath():
     assert decode(space, g).effective_bits()[0] == "fp16"
 
 
+def _block_gene(space, stage, block, gene):
+    """Index of a per-block gene (``bits``/``prune``) of ``stage``'s ``block`` in the genome."""
+    from edgecnn.studies.codesign_space import NET_BLOCK_GENES, NET_STAGE_GENES
+
+    per_stage = len(NET_STAGE_GENES) + sn.MAX_DEPTH * len(NET_BLOCK_GENES)
+    return stage * per_stage + len(NET_STAGE_GENES) + block * 2 + NET_BLOCK_GENES.index(gene)
+
+
+def test_bits_and_pruning_are_per_block_and_inactive_blocks_do_not_count(supernet):
+    from edgecnn.hardware.config import load_accelerator
+
+    space = codesign_space_from_dict(SMALL)
+    base = load_accelerator("seed-chip")
+    g = largest_genome(space)
+    g[len(g) - 1] = space.accelerator["precisions"].index("int8+fp16")
+    g[0] = space.network["depth"].index(2)  # stage 0 runs blocks 0 and 1; slot 2 is inactive
+    ref = decode(space, g)
+
+    def metrics(genome):
+        d = decode(space, genome)
+        return d, cd.hardware_metrics(sn.extract_subnet(supernet, d.subnet), d, base, "latency")
+
+    _, m_ref = metrics(g)
+    idle = list(g)
+    idle[_block_gene(space, 0, 2, "bits")] = space.network["bits"].index("fp16")
+    idle[_block_gene(space, 0, 2, "prune")] = space.network["prune"].index(0.5)
+    d_idle, m_idle = metrics(idle)
+    assert d_idle.network_key() == ref.network_key() and m_idle == m_ref
+    firsts = []
+    for block in (0, 1):
+        h = list(g)
+        h[_block_gene(space, 1, block, "bits")] = space.network["bits"].index("fp16")
+        d, m = metrics(h)
+        assert d.network_key() != ref.network_key() and m["energy_mj"] > m_ref["energy_mj"]
+        firsts.append(m["energy_mj"])
+    assert firsts[0] != firsts[1]  # stage 1's strided block 0 and block 1 priced separately
+    p = list(g)
+    p[_block_gene(space, 0, 1, "prune")] = space.network["prune"].index(0.5)
+    cfg, _ = cd.design_network(supernet, decode(space, p))
+    full = ref.subnet.hidden()
+    assert [len(k) for k in cfg.hidden()][:2] == [len(full[0]), len(full[1]) // 2]
+
+
 def test_weight_quantization_levels():
     net = sn.SubNet(sn.largest_config())
-    cd.quantize_weights(net, ("int4", "fp16", "int8"))
+    bits = ["int8"] * sn.BLOCK_SLOTS
+    bits[sn.block_slot(0, 0)], bits[sn.block_slot(1, 2)] = "int4", "fp16"
+    cd.quantize_weights(net, tuple(bits))
     w4 = net.stages[0][0].expand.weight.flatten(1)
     assert all(len(torch.unique(row)) <= 16 for row in w4)
-    wh = net.stages[1][0].expand.weight
+    assert max(len(torch.unique(row)) for row in net.stages[0][1].project.weight.flatten(1)) > 16
+    wh = net.stages[1][2].project.weight
     assert torch.equal(wh, wh.half().float())
-    w8 = net.stages[2][0].expand.weight.flatten(1)
+    w8 = net.stages[1][1].expand.weight.flatten(1)
     assert max(len(torch.unique(row)) for row in w8) > 16
 
 
@@ -299,15 +345,18 @@ def test_codesign_bad_space_is_one_line(tmp_path, capsys):
 
 def test_elastic_pruning_drops_trailing_hidden_channels_and_is_trained(supernet):
     cfg = sn.largest_config()
-    cut = sn.drop_hidden(cfg, (0.5, 0.25, 0.0))
-    for (s, *_), k, full in zip(cut.blocks(), cut.hidden(), cfg.hidden(), strict=True):
-        assert k == full[: sn.pruned_hidden_count(len(full), (0.5, 0.25, 0.0)[s])]
-    assert sn.drop_hidden(cfg, (0.0,) * sn.STAGES) is cfg
+    ratios = (0.5, 0.25, 0.0, 0.0, 0.5, 0.25, 0.25, 0.0, 0.5)  # per block slot
+    cut = sn.drop_hidden(cfg, ratios)
+    for (s, i, *_), k, full in zip(cut.blocks(), cut.hidden(), cfg.hidden(), strict=True):
+        assert k == full[: sn.pruned_hidden_count(len(full), ratios[sn.block_slot(s, i)])]
+    assert sn.drop_hidden(cfg, (0.0,) * sn.BLOCK_SLOTS) is cfg
+    with pytest.raises(ConfigError, match="one per block slot"):
+        sn.drop_hidden(cfg, (0.5, 0.25, 0.0))
     ch = sn.ElasticChoices(prunes=(0.0, 0.5))
     assert ch.smallest().hidden()[0] == list(range(sn.STEM_CHANNELS * min(sn.EXPANDS) // 2))
 
 
-def test_quant_aware_forward_equals_the_subnet_with_quantized_stage_weights(supernet):
+def test_quant_aware_forward_equals_the_subnet_with_quantized_block_weights(supernet):
     from edgecnn.compress.fakequant import fake_quant_weight
 
     def quantizer(w, bits):
@@ -315,14 +364,15 @@ def test_quant_aware_forward_equals_the_subnet_with_quantized_stage_weights(supe
 
     rng = random.Random(5)
     x = torch.randn(2, 1, 28, 28)
-    for bits in ((4, 8, 32), (4, 4, 4), (32, 16, 8)):
-        cfg = sn.drop_hidden(sn.random_config(rng), (0.25, 0.0, 0.5))
+    for bits in ((4, 8, 32) * 3, (4,) * 9, (32, 16, 8, 4, 8, 4, 32, 4, 8)):
+        cfg = sn.drop_hidden(sn.random_config(rng), (0.25, 0.0, 0.5) * 3)
         xi = sn.resize(x, cfg.resolution)
         sub = sn.extract_subnet(supernet, cfg).eval()
         with torch.no_grad():
             for name, m in sub.named_modules():
                 if isinstance(m, torch.nn.Conv2d) and name.startswith("stages."):
-                    b = bits[int(name.split(".")[1])]
+                    parts = name.split(".")
+                    b = bits[sn.block_slot(int(parts[1]), int(parts[2]))]
                     if b < 16:
                         m.weight.copy_(quantizer(m.weight, b))
             got = supernet(xi, cfg, bits, quantizer)

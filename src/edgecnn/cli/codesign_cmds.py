@@ -106,7 +106,7 @@ def _print_result(result, out: Path) -> None:
             f"{r['area_mm2']:.2f}",
             f"{r['model_bytes'] / 1024:.1f}",
             f"d{d['depths']} w{d['widths']} k{d['kernels']} e{d['expands']} r{d['resolution']} "
-            f"{'/'.join(d['effective_bits'])} p{d['prune']}",
+            f"bits {d['bits_summary']} prune {d['prune_summary']}",
             f"{a['array']} {a['sram_kb']}KB {a['dataflow']} wino={a['winograd']} {d['accel_precisions']}",
         )
     console.print(t)

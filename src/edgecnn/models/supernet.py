@@ -44,6 +44,16 @@ WeightQuantizer = Callable[[Tensor, int], Tensor]
 
 STAGES = 3
 MAX_DEPTH = 3
+BLOCK_SLOTS = STAGES * MAX_DEPTH
+"""Block slots of the supernet (``stage * MAX_DEPTH + index``): per-block bits and pruning
+ratios are tuples of this length; slots past a stage's depth do not run and are ignored."""
+
+
+def block_slot(stage: int, index: int) -> int:
+    """The slot of block ``index`` of ``stage`` in per-block tuples."""
+    return stage * MAX_DEPTH + index
+
+
 MAX_CHANNELS = (16, 32, 48)
 STAGE_STRIDES = (1, 2, 2)
 STEM_CHANNELS = 16
@@ -161,13 +171,14 @@ class ElasticChoices:
     expands: tuple[int, ...] = EXPANDS
     resolutions: tuple[int, ...] = RESOLUTIONS
     prunes: tuple[float, ...] = (0.0,)
-    bits: tuple[int, ...] = (32,)  # weight bits per stage; >= 16: not quantized
+    bits: tuple[int, ...] = (32,)  # weight bits a block may get; >= 16: not quantized
 
     def smallest_bits(self) -> tuple[int, ...]:
-        return (min(self.bits),) * STAGES
+        return (min(self.bits),) * BLOCK_SLOTS
 
     def sample_bits(self, rng: random.Random) -> tuple[int, ...]:
-        return tuple(rng.choice(self.bits) for _ in range(STAGES))
+        """Random weight bits per block slot."""
+        return tuple(rng.choice(self.bits) for _ in range(BLOCK_SLOTS))
 
     def largest(self, in_channels: int = 1) -> SubnetConfig:
         cfg = SubnetConfig(
@@ -178,7 +189,7 @@ class ElasticChoices:
             resolution=max(self.resolutions),
             in_channels=in_channels,
         )
-        return drop_hidden(cfg, (min(self.prunes),) * STAGES)
+        return drop_hidden(cfg, (min(self.prunes),) * BLOCK_SLOTS)
 
     def smallest(self, in_channels: int = 1) -> SubnetConfig:
         cfg = SubnetConfig(
@@ -189,7 +200,7 @@ class ElasticChoices:
             resolution=min(self.resolutions),
             in_channels=in_channels,
         )
-        return drop_hidden(cfg, (max(self.prunes),) * STAGES)
+        return drop_hidden(cfg, (max(self.prunes),) * BLOCK_SLOTS)
 
     def sample(self, rng: random.Random, in_channels: int = 1) -> SubnetConfig:
         cfg = SubnetConfig(
@@ -200,7 +211,7 @@ class ElasticChoices:
             resolution=rng.choice(self.resolutions),
             in_channels=in_channels,
         )
-        return drop_hidden(cfg, tuple(rng.choice(self.prunes) for _ in range(STAGES)))
+        return drop_hidden(cfg, tuple(rng.choice(self.prunes) for _ in range(BLOCK_SLOTS)))
 
 
 def pruned_hidden_count(hidden: int, ratio: float) -> int:
@@ -209,18 +220,22 @@ def pruned_hidden_count(hidden: int, ratio: float) -> int:
 
 
 def drop_hidden(config: SubnetConfig, ratios: tuple[float, ...]) -> SubnetConfig:
-    """``config`` with each block's trailing hidden channels dropped by its stage's ratio.
+    """``config`` with each block's trailing hidden channels dropped by its own ratio
+    (``ratios`` per block slot, :func:`block_slot`; slots of blocks that do not run are ignored).
 
     The elastic-width form of structured pruning (as OFA's elastic expansion): the supernet
     trains its subnets with these counts, so the first channels are the ones it keeps. Ratio 0
     everywhere returns ``config`` unchanged."""
-    if len(ratios) != STAGES or any(not 0 <= r < 1 for r in ratios):
-        raise ConfigError(f"pruning ratios need {STAGES} values in [0, 1), got {ratios}")
-    if all(r == 0 for r in ratios):
+    if len(ratios) != BLOCK_SLOTS or any(not 0 <= r < 1 for r in ratios):
+        raise ConfigError(
+            f"pruning ratios need {BLOCK_SLOTS} values (one per block slot) in [0, 1), got {ratios}"
+        )
+    blocks = config.blocks()
+    if all(ratios[block_slot(b[0], b[1])] == 0 for b in blocks):
         return config
     keep = [
-        tuple(k[: pruned_hidden_count(len(k), ratios[b[0]])])
-        for b, k in zip(config.blocks(), config.hidden(), strict=True)
+        tuple(k[: pruned_hidden_count(len(k), ratios[block_slot(b[0], b[1])])])
+        for b, k in zip(blocks, config.hidden(), strict=True)
     ]
     return replace(config, hidden_keep=tuple(keep))
 
@@ -358,28 +373,29 @@ class ElasticSuperNet(nn.Module):
     ) -> Tensor:
         """Run the subnet ``config`` (default: the largest) on ``x`` already at its resolution.
 
-        ``bits`` (per stage) with ``quantizer(weight, bits)``: the stage's conv weights are
+        ``bits`` (per block slot) with ``quantizer(weight, bits)``: the block's conv weights are
         fake-quantized (``bits < 16``) as the forward reads them, for quantization-aware
         training of the shared weights; the stem and classifier stay in floating point."""
         cfg = config or largest_config(self.in_channels)
         t = self.training
 
-        def q(w: Tensor, s: int) -> Tensor:
-            if bits is None or quantizer is None or bits[s] >= 16:
+        def q(w: Tensor, slot: int) -> Tensor:
+            if bits is None or quantizer is None or bits[slot] >= 16:
                 return w
-            return quantizer(w, bits[s])
+            return quantizer(w, bits[slot])
 
         x = F.relu6(_bn(F.conv2d(x, self.stem, stride=2, padding=1), self.stem_bn, slice(None), t))
         for (s, i, cin, cout, stride, k), keep in zip(cfg.blocks(), cfg.hidden(), strict=True):
             b = self.stages[s][i]
+            slot = block_slot(s, i)
             h = _index(keep)
             off = (max(KERNELS) - k) // 2
-            y = F.conv2d(x, q(b.expand[h][:, :cin], s))
+            y = F.conv2d(x, q(b.expand[h][:, :cin], slot))
             y = F.relu6(_bn(y, b.bn1, h, t))
             dw = b.dw[h][:, :, off : off + k, off : off + k]
-            y = F.conv2d(y, q(dw, s), stride=stride, padding=k // 2, groups=len(keep))
+            y = F.conv2d(y, q(dw, slot), stride=stride, padding=k // 2, groups=len(keep))
             y = F.relu6(_bn(y, b.bn2, h, t))
-            y = F.conv2d(y, q(b.project[:cout][:, h], s))
+            y = F.conv2d(y, q(b.project[:cout][:, h], slot))
             y = _bn(y, b.bn3, slice(0, cout), t)
             x = x + y if stride == 1 and cin == cout else y
         w = self.classifier.weight[:, : x.shape[1]]
@@ -419,14 +435,17 @@ def _copy_bn(dst: nn.BatchNorm2d, src: nn.BatchNorm2d, idx: Tensor) -> None:
 
 
 def prune_hidden(supernet: ElasticSuperNet, config: SubnetConfig, ratios: tuple[float, ...]):
-    """``config`` with each block's hidden channels pruned by its stage's ratio (0 <= r < 1).
+    """``config`` with each block's hidden channels pruned by its own ratio (0 <= r < 1;
+    ``ratios`` per block slot, as :func:`drop_hidden`).
 
     Structured pruning by importance: a hidden channel's score is the L1 norm of its expand
     row times the L1 norm of its project column (both sliced as the subnet uses them); the
     ``round((1 - r) * hidden)`` best channels are kept (at least one).
     """
-    if len(ratios) != STAGES or any(not 0 <= r < 1 for r in ratios):
-        raise ConfigError(f"pruning ratios need {STAGES} values in [0, 1), got {ratios}")
+    if len(ratios) != BLOCK_SLOTS or any(not 0 <= r < 1 for r in ratios):
+        raise ConfigError(
+            f"pruning ratios need {BLOCK_SLOTS} values (one per block slot) in [0, 1), got {ratios}"
+        )
     keep_all: list[tuple[int, ...]] = []
     for (s, i, cin, cout, _, _), keep in zip(config.blocks(), config.hidden(), strict=True):
         b = supernet.stages[s][i]
@@ -435,7 +454,7 @@ def prune_hidden(supernet: ElasticSuperNet, config: SubnetConfig, ratios: tuple[
             score = b.expand[h][:, :cin].abs().sum((1, 2, 3)) * b.project[:cout][:, h].abs().sum(
                 (0, 2, 3)
             )
-        n = pruned_hidden_count(len(keep), ratios[s])
+        n = pruned_hidden_count(len(keep), ratios[block_slot(s, i)])
         best = torch.topk(score, n).indices.sort().values
         keep_all.append(tuple(int(keep[j]) for j in best))
     return replace(config, hidden_keep=tuple(keep_all))
@@ -485,7 +504,7 @@ def train_supernet(
     ``(1 - w) * CE(soft) + w * CE(labels)`` (0: pure in-place distillation; a short training
     has an immature teacher, and some label signal helps the small subnets). With a
     ``quantizer`` the smaller subnets are trained quantization-aware: the smallest at the
-    lowest of ``choices.bits`` in every stage, each random subnet at random bits per stage
+    lowest of ``choices.bits`` in every block, each random subnet at random bits per block
     (the largest, the teacher, stays in floating point)."""
     import time
 

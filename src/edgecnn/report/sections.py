@@ -698,7 +698,7 @@ def render_codesign(group: list[dict]) -> str:
                 r["area_mm2"],
                 r.get("model_bytes"),
                 f"d{d.get('depths')} w{d.get('widths')} k{d.get('kernels')} e{d.get('expands')} "
-                f"r{d.get('resolution')} {'/'.join(d.get('effective_bits') or [])} p{d.get('prune')}",
+                f"r{d.get('resolution')} bits {d.get('bits_summary')} prune {d.get('prune_summary')}",
                 f"{a.get('array')} {a.get('sram_kb')}KB {a.get('dataflow')} "
                 f"wino={a.get('winograd')} {d.get('accel_precisions')}",
             ]

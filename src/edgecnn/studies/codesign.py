@@ -4,11 +4,11 @@
    rule), saved as ``supernet.pt`` (a state dict, loaded with ``weights_only=True``) and reused
    by every search of the run and by a resumed run.
 2. **Evaluating a design** (:func:`evaluate_design`): the subnet is extracted from the supernet
-   with its stages' pruning ratios applied to the hidden channels (the elastic form,
+   with its blocks' pruning ratios applied to the hidden channels (the elastic form,
    :func:`edgecnn.models.supernet.drop_hidden`, which the supernet trains), its BatchNorm statistics re-estimated on
-   ``bn_images`` training images, BN folded, weights quantized per stage; accuracy is measured on
+   ``bn_images`` training images, BN folded, weights quantized per block; accuracy is measured on
    the test split. The accelerator point is simulated (:func:`edgecnn.hardware.simulate`, tiled
-   cycle model) once per precision the design uses, each layer taking the result of its stage's
+   cycle model) once per precision the design uses, each layer taking the result of its block's
    precision; latency (s), energy (J), area (mm^2, :func:`edgecnn.hardware.explore.area_mm2`)
    and model size (bytes) follow. Accuracy is cached per network (the accelerator changes it
    only through the precisions it supports).
@@ -72,15 +72,18 @@ PENALTY = 1e9
 # evaluation of one design
 
 
-def _stage_of(name: str) -> int | None:
+def _slot_of(name: str) -> int | None:
+    """The block slot (:func:`edgecnn.models.supernet.block_slot`) of a layer named
+    ``stages.<stage>.<block>...``; None for the stem, the classifier and glue."""
     parts = name.split(".")
-    if len(parts) > 1 and parts[0] == "stages" and parts[1].isdigit():
-        return int(parts[1])
+    if len(parts) > 2 and parts[0] == "stages" and parts[1].isdigit() and parts[2].isdigit():
+        return sn.block_slot(int(parts[1]), int(parts[2]))
     return None
 
 
 def quantize_weights(model: nn.Module, bits: Sequence[str]) -> int:
-    """Quantize every conv/linear weight of ``model`` in place by its stage's bits (stem and
+    """Quantize every conv/linear weight of ``model`` in place by its block's bits (``bits`` per
+    block slot; stem and
     classifier int8): int8/int4 symmetric per output channel, fp16 a round trip through half.
     Returns the weight bytes at those precisions."""
     from edgecnn.compress.fakequant import fake_quant_weight
@@ -90,7 +93,7 @@ def quantize_weights(model: nn.Module, bits: Sequence[str]) -> int:
         for name, m in model.named_modules():
             if not isinstance(m, (nn.Conv2d, nn.Linear)):
                 continue
-            s = _stage_of(name)
+            s = _slot_of(name)
             b = bits[s] if s is not None else "int8"
             if b == "fp16":
                 m.weight.copy_(m.weight.half().float())
@@ -133,7 +136,7 @@ def design_network(
 
 
 def _simulate_at(workload: Any, accel: Any, bits: str, objective: str) -> Any:
-    """``simulate`` with a stage's weight bits: fp16 and int8 run at that datapath precision;
+    """``simulate`` with a block's weight bits: fp16 and int8 run at that datapath precision;
     int4 weights run on the int8 datapath (unpacked to int8 at the array, so cycles follow
     int8) but are stored packed two per byte in DRAM (``weight_bits = 4``, no index bits), so
     their DRAM traffic, DRAM energy and any bandwidth stall halve."""
@@ -147,7 +150,7 @@ def _simulate_at(workload: Any, accel: Any, bits: str, objective: str) -> Any:
 
 def hardware_metrics(net: nn.Module, design: Design, base: Any, objective: str) -> dict[str, float]:
     """Latency (ms), energy (mJ), area (mm^2), cycles and MACs of ``net`` on the design's
-    accelerator, each layer at its stage's effective precision (stem, head and glue at int8)."""
+    accelerator, each layer at its block's effective precision (stem, head and glue at int8)."""
     from edgecnn.hardware.explore import area_mm2, point_accelerator
     from edgecnn.hardware.workload import build_workload
     from edgecnn.models.resolve import load_graph
@@ -158,14 +161,14 @@ def hardware_metrics(net: nn.Module, design: Design, base: Any, objective: str) 
     accel, _ = point_accelerator(base, {**design.accel_point, "precision": "int8"})
     accel = accel.replace(precisions=tuple(design.accel_precisions), precision="int8")
     eff = design.effective_bits()
-    used = sorted(set(eff) | {"int8"})
+    used = sorted({eff[j] for j in design.active_slots()} | {"int8"})
     runs = {p: _simulate_at(workload, accel, p, objective) for p in used}
     cycles = 0
     energy = 0.0
     macs = 0
     base_layers = runs["int8"].layers
     for j, layer in enumerate(base_layers):
-        s = _stage_of(layer.name)
+        s = _slot_of(layer.name)
         p = eff[s] if s is not None else "int8"
         chosen = runs[p].layers[j]
         cycles += chosen.cycles

@@ -2,13 +2,13 @@
 
 A space (YAML, see ``codesign-example.yaml``)::
 
-    network:                      # per stage of the supernet (models.supernet)
+    network:                      # per stage of the supernet (models.supernet) ...
       depth: [1, 2, 3]
       width: [0.5, 0.75, 1.0]
       kernel: [3, 5]
       expand: [2, 3, 4]
-      bits: [int8, int4, fp16]    # weight precision of the stage's convolutions
-      prune: [0.0, 0.25, 0.5]     # structured pruning ratio of the stage's hidden channels
+      bits: [int8, int4, fp16]    # ... per block: weight precision of its three convolutions
+      prune: [0.0, 0.25, 0.5]     # ... per block: structured pruning ratio of its hidden channels
       resolution: [20, 24, 28]    # input resolution (one gene)
     accelerator:                  # the `explore` sweep keys
       base: seed-chip
@@ -25,8 +25,11 @@ A space (YAML, see ``codesign-example.yaml``)::
     train_images: 0               # training images for supernet and retraining (0: all)
 
 A *genome* is a tuple of indices into those lists: per stage (depth, width, kernel, expand,
-bits, prune), then resolution, then the accelerator genes in the order of
-:data:`ACCEL_GENES`. Bit-width semantics: ``int8``/``int4`` quantize the stage's weights
+then (bits, prune) for each of the stage's ``MAX_DEPTH`` block slots), then resolution, then
+the accelerator genes in the order of :data:`ACCEL_GENES`. Bits and pruning are per block
+(each inverted-residual block: its expand, depthwise and project convolutions); the genes of
+slots past the stage's depth are inactive (they do not change the design's key or costs).
+Bit-width semantics: ``int8``/``int4`` quantize the block's weights
 (symmetric, per output channel) and run on the int8 datapath; int4 weights are stored packed
 two per byte in DRAM and unpacked at the array (no int4 multipliers: int4 lowers accuracy,
 model size and weight DRAM traffic, not compute cycles); ``fp16`` keeps fp16 weights
@@ -45,7 +48,8 @@ from typing import Any
 from edgecnn.errors import ConfigError
 from edgecnn.models import supernet as sn
 
-NET_STAGE_GENES = ("depth", "width", "kernel", "expand", "bits", "prune")
+NET_STAGE_GENES = ("depth", "width", "kernel", "expand")
+NET_BLOCK_GENES = ("bits", "prune")
 ACCEL_GENES = ("array", "sram_kb", "dataflow", "winograd", "precisions")
 BITS = {"int8": 8, "int4": 4, "fp16": 16}
 EXAMPLE_SPACE = Path(__file__).with_name("codesign-example.yaml")
@@ -90,13 +94,16 @@ class CodesignSpace:
         sizes = []
         for _ in range(sn.STAGES):
             sizes += [len(self.network[g]) for g in NET_STAGE_GENES]
+            for _ in range(sn.MAX_DEPTH):
+                sizes += [len(self.network[g]) for g in NET_BLOCK_GENES]
         sizes.append(len(self.network["resolution"]))
         sizes += [len(self.accelerator[g]) for g in ACCEL_GENES]
         return sizes
 
     @property
     def n_network_genes(self) -> int:
-        return sn.STAGES * len(NET_STAGE_GENES) + 1
+        per_stage = len(NET_STAGE_GENES) + sn.MAX_DEPTH * len(NET_BLOCK_GENES)
+        return sn.STAGES * per_stage + 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -251,21 +258,37 @@ class Design:
 
     genome: tuple[int, ...]
     subnet: sn.SubnetConfig
-    bits: tuple[str, ...]  # per stage, as requested
-    prune: tuple[float, ...]  # per stage
+    bits: tuple[str, ...]  # per block slot (sn.block_slot), as requested
+    prune: tuple[float, ...]  # per block slot
     accel_point: dict[str, Any]  # explore point keys: array, sram_kb, dataflow, winograd
     accel_precisions: tuple[str, ...]
 
     def effective_bits(self) -> tuple[str, ...]:
-        """Per stage: fp16 only where the accelerator runs fp16, else int8 (int4 stays int4)."""
+        """Per block slot: fp16 only where the accelerator runs fp16, else int8 (int4 stays)."""
         return tuple(
             "int8" if b == "fp16" and "fp16" not in self.accel_precisions else b for b in self.bits
         )
 
+    def active_slots(self) -> list[int]:
+        """Block slots that run (``depth`` of each stage), in execution order."""
+        return [sn.block_slot(s, i) for s, d in enumerate(self.subnet.depths) for i in range(d)]
+
     def network_key(self) -> str:
-        """What decides the accuracy: subnet, pruning and effective bits (not the accelerator)."""
-        d = {"subnet": self.subnet.to_dict(), "bits": self.effective_bits(), "prune": self.prune}
+        """What decides the accuracy: subnet, and the running blocks' pruning and effective bits
+        (not the accelerator, nor the genes of blocks that do not run)."""
+        eff, slots = self.effective_bits(), self.active_slots()
+        d = {
+            "subnet": self.subnet.to_dict(),
+            "bits": [eff[j] for j in slots],
+            "prune": [self.prune[j] for j in slots],
+        }
         return json.dumps(d, sort_keys=True)
+
+    def _per_stage(self, values: tuple[Any, ...]) -> list[list[Any]]:
+        return [
+            [values[sn.block_slot(s, i)] for i in range(d)]
+            for s, d in enumerate(self.subnet.depths)
+        ]
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -274,12 +297,19 @@ class Design:
             "kernels": list(self.subnet.kernels),
             "expands": list(self.subnet.expands),
             "resolution": self.subnet.resolution,
-            "bits": list(self.bits),
-            "effective_bits": list(self.effective_bits()),
-            "prune": list(self.prune),
+            "bits": self._per_stage(self.bits),  # per stage, per running block
+            "effective_bits": self._per_stage(self.effective_bits()),
+            "prune": self._per_stage(self.prune),
+            # compact forms for tables: stages split by "|", blocks by ","
+            "bits_summary": _summary(self._per_stage(self.effective_bits())),
+            "prune_summary": _summary(self._per_stage(self.prune)),
             "accelerator": dict(self.accel_point),
             "accel_precisions": "+".join(self.accel_precisions),
         }
+
+
+def _summary(per_stage: list[list[Any]]) -> str:
+    return "|".join(",".join(str(v) for v in stage) for stage in per_stage)
 
 
 def decode(space: CodesignSpace, genome: tuple[int, ...] | list[int]) -> Design:
@@ -288,12 +318,16 @@ def decode(space: CodesignSpace, genome: tuple[int, ...] | list[int]) -> Design:
     if len(g) != len(sizes) or any(not 0 <= v < n for v, n in zip(g, sizes, strict=True)):
         raise ConfigError(f"genome {g} does not fit the space (sizes {sizes})")
     net = space.network
-    per = {k: [] for k in NET_STAGE_GENES}
+    per: dict[str, list[Any]] = {k: [] for k in NET_STAGE_GENES + NET_BLOCK_GENES}
     i = 0
     for _ in range(sn.STAGES):
         for k in NET_STAGE_GENES:
             per[k].append(net[k][g[i]])
             i += 1
+        for _ in range(sn.MAX_DEPTH):
+            for k in NET_BLOCK_GENES:
+                per[k].append(net[k][g[i]])
+                i += 1
     resolution = net["resolution"][g[i]]
     i += 1
     acc = {k: space.accelerator[k][g[i + j]] for j, k in enumerate(ACCEL_GENES)}
@@ -320,15 +354,14 @@ def largest_genome(space: CodesignSpace) -> list[int]:
     highest resolution; the accelerator genes at the middle of each list."""
     net = space.network
     g: list[int] = []
+    bits, prune = net["bits"], net["prune"]
     for _ in range(sn.STAGES):
         for k in NET_STAGE_GENES:
             vals = net[k]
-            if k == "bits":
-                g.append(vals.index("int8") if "int8" in vals else 0)
-            elif k == "prune":
-                g.append(min(range(len(vals)), key=lambda j: vals[j]))
-            else:
-                g.append(max(range(len(vals)), key=lambda j: vals[j]))
+            g.append(max(range(len(vals)), key=lambda j: vals[j]))
+        for _ in range(sn.MAX_DEPTH):
+            g.append(bits.index("int8") if "int8" in bits else 0)
+            g.append(min(range(len(prune)), key=lambda j: prune[j]))
     res = net["resolution"]
     g.append(max(range(len(res)), key=lambda j: res[j]))
     g += [len(space.accelerator[k]) // 2 for k in ACCEL_GENES]
