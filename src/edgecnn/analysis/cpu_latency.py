@@ -21,7 +21,7 @@ and the network's latency is the sum over kernels.
 * ``dram_bytes`` follows :mod:`edgecnn.analysis.traffic` with the device's on-chip cache as the
   feature-map buffer; weights are read from DRAM on every inference.
 * A runtime that runs 3x3 stride-1 dilation-1 convolutions with Winograd F(m x m, 3 x 3)
-  (:data:`RUNTIMES`) executes ``(m + 2)^2`` elementwise products per output tile, input and
+  (:data:`RUNTIMES`: ncnn, m = 6 up to 128 channels, else 4) executes ``(m + 2)^2`` elementwise products per output tile, input and
   output channel instead of ``9 m^2`` MACs (tiles are ``ceil(OH / m) x ceil(OW / m)``: partial
   tiles cost a full tile), the ratio of
   :func:`edgecnn.kernels.counts.winograd_tile_savings`, and streams the transformed filters,
@@ -50,21 +50,30 @@ class Runtime:
     """What of a runtime's algorithm choice the model needs."""
 
     name: str
-    winograd_m: int | None  #: output tile of the Winograd F(m, 3) used for 3x3 s1 convs; None: none
+    winograd: tuple[tuple[int | None, int], ...]
+    """Winograd F(m x m, 3 x 3) for 3x3 s1 convs: ``(max_channels, m)`` rules, the first whose
+    ``max_channels`` (None: any) bounds both channel counts per group wins; () for none."""
     source: str
+
+    def winograd_m(self, cin: int, cout: int) -> int | None:
+        for bound, m in self.winograd:
+            if bound is None or (cin <= bound and cout <= bound):
+                return m
+        return None
 
 
 RUNTIMES: dict[str, Runtime] = {
     "ncnn": Runtime(
         "ncnn",
-        4,
-        "Tencent/ncnn src/layer/arm/convolution_arm.cpp: 3x3 s1 d1 convs with >= 8 input or "
-        "output channels run conv3x3s1_winograd43 (F(4x4, 3x3)) when use_winograd_convolution "
-        "is set (benchncnn sets it)",
+        ((128, 6), (None, 4)),
+        "Tencent/ncnn src/layer/arm/convolution_arm.cpp (create_pipeline/forward): with "
+        "use_winograd_convolution (benchncnn sets it) a 3x3 s1 d1 conv with >= 8 input or output "
+        "channels runs conv3x3s1_winograd63 (F(6x6, 3x3)) when both channel counts are <= 128, "
+        "else conv3x3s1_winograd43 (F(4x4, 3x3))",
     ),
-    "tflite": Runtime("tflite", None, "TFLite / XNNPACK fp32: direct/IGEMM convolutions"),
+    "tflite": Runtime("tflite", (), "TFLite / XNNPACK fp32: direct/IGEMM convolutions"),
     "pytorch": Runtime(
-        "pytorch", None, "PyTorch CPU fp32 at batch 1: im2col + GEMM (NNPACK needs batch >= 16)"
+        "pytorch", (), "PyTorch CPU fp32 at batch 1: im2col + GEMM (NNPACK needs batch >= 16)"
     ),
 }
 
@@ -140,7 +149,7 @@ def kernel_work(
     """Per fused group (aliases skipped): FLOPs and DRAM bytes under ``runtime``'s algorithms."""
     if runtime is not None and runtime not in RUNTIMES:
         raise ConfigError(f"unknown runtime '{runtime}': choose one of {', '.join(RUNTIMES)}")
-    m = RUNTIMES[runtime].winograd_m if runtime else None
+    rt = RUNTIMES[runtime] if runtime else None
     bpe = PRECISION_BYTES[precision]
     groups = fused_groups(graph)
     traffic = dram_traffic(graph, groups, bpe, device.onchip_bytes or 0)
@@ -154,7 +163,8 @@ def kernel_work(
         anchor = g.anchor
         algorithm = "direct" if anchor.op in (OpKind.CONV, OpKind.LINEAR) else "other"
         reduction = _reduction(anchor)
-        if m is not None and is_winograd_conv(anchor):
+        m = _winograd_tile(rt, anchor)
+        if m is not None:
             direct = costs[0].flops if costs[0] is not None else 0
             flops += winograd_flops(anchor, m) - direct
             w = anchor.weight_numel * bpe
@@ -163,6 +173,13 @@ def kernel_work(
             reduction = anchor.inputs[0].shape[1] // int(anchor.attr("groups", 1))
         out.append(KernelWork(g.name, algorithm, flops, dram, reduction))
     return out
+
+
+def _winograd_tile(rt: Runtime | None, layer: Layer) -> int | None:
+    if rt is None or not is_winograd_conv(layer):
+        return None
+    groups = int(layer.attr("groups", 1))
+    return rt.winograd_m(layer.inputs[0].shape[1] // groups, layer.outputs[0].shape[1] // groups)
 
 
 def _reduction(layer: Layer) -> int:
