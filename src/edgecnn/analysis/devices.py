@@ -41,6 +41,8 @@ class Device:
     onchip_bytes: int | None = None
     sources: dict[str, str] = field(default_factory=dict)
     memory_bytes: int | None = None  # RAM that weights and feature maps share (None: unknown)
+    cores: int | None = None  # CPU cores (catalog CPUs only; the CPU latency model's threads)
+    sustained_dram_bytes_per_s: float | None = None  # measured (STREAM-like) DRAM bandwidth
 
     def peak_ops(self, precision: str) -> float:
         if precision not in self.peak_ops_per_s:
@@ -59,6 +61,8 @@ class Device:
             "dram_bytes_per_s": self.dram_bytes_per_s,
             "onchip_bytes": self.onchip_bytes,
             "memory_bytes": self.memory_bytes,
+            "cores": self.cores,
+            "sustained_dram_bytes_per_s": self.sustained_dram_bytes_per_s,
             "sources": dict(self.sources),
         }
 
@@ -80,6 +84,12 @@ def load_catalog(path: str | None = None) -> dict[str, Device]:
             onchip_bytes=int(onchip) if onchip is not None else None,
             sources=dict(entry.get("sources", {})),
             memory_bytes=int(memory) if memory is not None else None,
+            cores=int(entry["cores"]) if "cores" in entry else None,
+            sustained_dram_bytes_per_s=(
+                float(entry["sustained_dram_bytes_per_s"])
+                if "sustained_dram_bytes_per_s" in entry
+                else None
+            ),
         )
     return out
 

@@ -6,8 +6,10 @@ value, model, batch, precision, target, source). For each one we predict the fig
 * accelerator targets (a preset name): :func:`edgecnn.hardware.simulate.simulate` with the
   preset, the reference's input shape (batch first), precision and tiling objective (default
   latency); ``scope = "conv"`` sums the conv layers only (as Eyeriss's paper reports);
-* CPU targets (a device catalog name): the :func:`edgecnn.analysis.profile.profile` roofline
-  latency on that device.
+* CPU targets (a catalog device with a core count, e.g. ``rpi4``): the CPU latency model
+  :mod:`edgecnn.analysis.cpu_latency` at the reference's ``threads`` (absent: all cores) and
+  ``runtime`` (its convolution algorithms: ncnn's Winograd for 3x3 stride-1 convs); other
+  catalog devices: the :func:`edgecnn.analysis.profile.profile` roofline latency.
 
 ``ratio = predicted / published``. Summary: the share of references within 0.67x-1.5x and the
 geometric-mean error ``exp(mean |ln ratio|) - 1``, for all references, for the calibration
@@ -17,7 +19,10 @@ Fitted parameters (the ``[calibration.TARGET]`` tables; nothing else is fitted, 
 factor): ``edge-tpu`` ``invoke_overhead_ms``, the median of ``published - predicted`` latency
 over its calibration references (host/USB invocation cost, added to every Edge TPU latency);
 ``eyeriss`` ``mac_efficiency`` (:attr:`AcceleratorConfig.mac_efficiency`), the geometric mean
-of ``published / predicted`` throughput over its calibration references, capped at 1.
+of ``published / predicted`` throughput over its calibration references, capped at 1;
+``rpi4`` ``cpu_latency``: the CPU latency model's three parameters
+(:data:`edgecnn.analysis.cpu_latency.FITTED`), least squares in log latency over its calibration
+references (without the fit: efficiencies 1, no reduction-length loss).
 """
 
 from __future__ import annotations
@@ -56,6 +61,10 @@ class Reference:
     calibration: bool = False
     objective: str = "latency"
     """The tiling search's objective for ``simulate`` (Eyeriss maps for energy)."""
+    threads: int | None = None
+    """CPU references: threads the runtime ran (None: not stated; predicted with all cores)."""
+    runtime: str | None = None
+    """CPU references: the runtime (``edgecnn.analysis.cpu_latency.RUNTIMES``), if known."""
 
     @property
     def batch(self) -> int:
@@ -76,6 +85,8 @@ class ValidateRow:
     predicted: float
     ratio: float
     within: bool
+    threads: int | None = None
+    runtime: str | None = None
 
 
 @dataclass
@@ -125,6 +136,8 @@ def load_references(text: str | None = None) -> tuple[list[Reference], dict[str,
                 source=r["source"],
                 calibration=bool(r.get("calibration", False)),
                 objective=str(r.get("objective", "latency")),
+                threads=int(r["threads"]) if "threads" in r else None,
+                runtime=str(r["runtime"]) if "runtime" in r else None,
             )
         )
     return refs, dict(raw.get("calibration", {}))
@@ -229,8 +242,64 @@ def _roofline_metric(ref: Reference, graph) -> float:
     raise ConfigError(f"reference {ref.name}: a CPU roofline predicts latency or throughput only")
 
 
+def _is_cpu(target: str) -> bool:
+    from edgecnn.analysis.devices import load_catalog
+
+    dev = load_catalog().get(target)
+    return dev is not None and dev.cores is not None
+
+
+def _cpu_work(ref: Reference, graph):
+    from edgecnn.analysis.cpu_latency import kernel_work
+    from edgecnn.analysis.devices import get_device
+
+    return kernel_work(graph, get_device(ref.target), ref.runtime, ref.precision)
+
+
+def _cpu_threads(ref: Reference) -> int:
+    from edgecnn.analysis.devices import get_device
+
+    cores = get_device(ref.target).cores or 1
+    return ref.threads if ref.threads is not None else cores
+
+
+def _cpu_params(target: str, fitted: dict[str, dict[str, Any]]):
+    from dataclasses import replace
+
+    from edgecnn.analysis.cpu_latency import FITTED, device_params
+    from edgecnn.analysis.devices import get_device
+
+    values = {k: v for k, v in fitted.get(target, {}).items() if k in FITTED}
+    return replace(device_params(get_device(target)), **values)
+
+
+def _cpu_metric(ref: Reference, graph, fitted: dict[str, dict[str, Any]]) -> float:
+    from edgecnn.analysis.cpu_latency import latency_s
+
+    seconds = latency_s(_cpu_work(ref, graph), _cpu_params(ref.target, fitted), _cpu_threads(ref))
+    if ref.metric == "latency_ms":
+        return seconds * 1e3
+    if ref.metric == "throughput_fps":
+        return ref.batch / seconds
+    raise ConfigError(f"reference {ref.name}: the CPU model predicts latency or throughput only")
+
+
+def _fit_cpu(target: str, cal: list[Reference], graph_of) -> dict:
+    """The CPU latency model's parameters fitted on ``cal`` (latency references only)."""
+    from edgecnn.analysis.cpu_latency import FITTED, fit
+
+    cal = [r for r in cal if r.metric == "latency_ms"]
+    if not cal:
+        return {}
+    cases = [(_cpu_work(r, graph_of(r)), _cpu_threads(r), r.published / 1e3) for r in cal]
+    params = fit(cases, _cpu_params(target, {}))
+    return {k: getattr(params, k) for k in FITTED} | {"fitted_on": [r.name for r in cal]}
+
+
 def _raw_prediction(ref: Reference, graph, fitted: dict[str, dict[str, Any]]) -> float:
     if not _is_accelerator(ref.target):
+        if _is_cpu(ref.target):
+            return _cpu_metric(ref, graph, fitted)
         return _roofline_metric(ref, graph)
     from edgecnn.hardware.config import load_preset
 
@@ -272,6 +341,19 @@ def summarise(rows: list[ValidateRow]) -> dict[str, Any]:
     }
 
 
+def _cpu_summaries(rows: list[ValidateRow]) -> dict[str, dict[str, Any]]:
+    """Per CPU target: its calibration and held-out subsets, and the held-out rows per runtime."""
+    out: dict[str, dict[str, Any]] = {}
+    for target in dict.fromkeys(r.target for r in rows if r.runtime is not None):
+        mine = [r for r in rows if r.target == target]
+        out[f"{target} calibration"] = summarise([r for r in mine if r.calibration])
+        out[f"{target} held_out"] = summarise([r for r in mine if not r.calibration])
+        for runtime in dict.fromkeys(r.runtime for r in mine if r.runtime is not None):
+            held = [r for r in mine if r.runtime == runtime and not r.calibration]
+            out[f"{target} {runtime} held_out"] = summarise(held)
+    return out
+
+
 def run_validate(only: list[str] | None = None, fit: bool = True) -> ValidateResult:
     """Predict every reference (or those named in ``only``); see the module docstring."""
     refs, calibration = load_references()
@@ -294,6 +376,9 @@ def run_validate(only: list[str] | None = None, fit: bool = True) -> ValidateRes
     if fit:
         for target, spec in calibration.items():
             cal = [r for r in refs if r.target == target and r.calibration]
+            if spec.get("parameter") == "cpu_latency":
+                fitted[target] = _fit_cpu(target, cal, graph_of)
+                continue
             preds = {r.name: _raw_prediction(r, graph_of(r), {}) for r in cal}
             fitted[target] = _fit(target, spec, refs, preds)
     selected = [r for r in refs if not only or r.name in only]
@@ -315,6 +400,8 @@ def run_validate(only: list[str] | None = None, fit: bool = True) -> ValidateRes
                 predicted=pred,
                 ratio=ratio,
                 within=BAND[0] <= ratio <= BAND[1],
+                threads=ref.threads,
+                runtime=ref.runtime,
             )
         )
     summary = {
@@ -322,6 +409,7 @@ def run_validate(only: list[str] | None = None, fit: bool = True) -> ValidateRes
         "calibration": summarise([r for r in rows if r.calibration]),
         "held_out": summarise([r for r in rows if not r.calibration]),
     }
+    summary.update(_cpu_summaries(rows))
     notes = [
         f"{t}: {k} = {v:.4g} fitted on {', '.join(f['fitted_on'])}"
         for t, f in fitted.items()
