@@ -160,6 +160,69 @@ def test_serial_feature_map_transfers_add_their_link_time():
     assert serial.cycles > over.cycles
 
 
+def _vgg_conv(size, cin, cout, batch=3):
+    return ConvShape(batch, cin, cout, size, size, 3, 3, 1, 1, 1, 1, 1, 1)
+
+
+def test_rs_glb_plan_fits_the_glb_and_is_the_cheapest_split():
+    from edgecnn.hardware.mapping import rs_glb_plan
+
+    glb, dram_pj, glb_pj = 108 * 1024, 250.0, 4.6
+    for size, c in ((224, 64), (112, 128), (56, 256), (28, 512), (14, 512)):
+        shape = _vgg_conv(size, c, c)
+        plan = rs_glb_plan(shape, 14, glb, 2, 2, 2, dram_pj, glb_pj)
+        e = math.ceil(size / math.ceil(size / 14))
+        per_ch, per_f = 2 * 3 * (e + 2) * (size + 2) * 2, 3 * e * size * 2
+        assert per_ch * plan.channels_per_pass + per_f * plan.filters_in_glb <= glb
+        assert plan.psum_round_trips == math.ceil(c / plan.channels_per_pass)
+        assert plan.psum_writes == 3 * c * size * size * plan.psum_round_trips
+
+        def energy(cp, m, size=size, c=c):
+            ifmap = 3 * c * (size + 2) * (size + 2) * 2
+            return dram_pj * ifmap * math.ceil(c / m) + glb_pj * 2 * 2 * 3 * c * size * size * (
+                math.ceil(c / cp)
+            )
+
+        splits = [
+            (cp, min(c, (glb - per_ch * cp) // per_f))
+            for cp in range(1, c + 1)
+            if glb - per_ch * cp >= per_f
+        ]
+        assert energy(plan.channels_per_pass, plan.filters_in_glb) == min(
+            energy(cp, m) for cp, m in splits
+        )
+    wide = rs_glb_plan(_vgg_conv(224, 64, 64), 14, glb, 2, 2, 2, dram_pj, glb_pj)
+    narrow = rs_glb_plan(_vgg_conv(14, 512, 512), 14, glb, 2, 2, 2, dram_pj, glb_pj)
+    assert wide.channels_per_pass < narrow.channels_per_pass  # wide rows crowd the GLB
+
+
+def test_rs_psum_network_bounds_the_layer_and_only_when_set():
+    import torch.nn as nn
+
+    from edgecnn.hardware.mapping import rs_glb_plan
+    from edgecnn.models import load_graph
+
+    g = load_graph(nn.Sequential(nn.Conv2d(64, 64, 3, padding=1)), (3, 64, 224, 224))
+    eyeriss = load_preset("eyeriss")
+    free = simulate(g, eyeriss.replace(psum_noc_words_per_cycle=0.0), SimOptions(precision="fp16"))
+    bound = simulate(g, eyeriss, SimOptions(precision="fp16"))
+    plan = rs_glb_plan(_vgg_conv(224, 64, 64), 14, eyeriss.shared_sram_bytes, 2, 2, 2,
+                       eyeriss.energy.dram_pj_per_byte,
+                       eyeriss.energy.sram_pj_per_byte(eyeriss.shared_sram_bytes))  # fmt: skip
+    lay_free, lay = free.layers[0], bound.layers[0]
+    assert lay.compute_cycles == max(lay_free.compute_cycles, math.ceil(plan.psum_writes / 4))
+    assert lay.compute_cycles > lay_free.compute_cycles  # VGG conv1_2's psums bind, not the MACs
+    ws = simulate(g, eyeriss.replace(dataflow="ws"), SimOptions(precision="fp16")).layers[0]
+    ws_free = simulate(
+        g,
+        eyeriss.replace(dataflow="ws", psum_noc_words_per_cycle=0.0),
+        SimOptions(precision="fp16"),
+    ).layers[0]
+    assert ws.compute_cycles == ws_free.compute_cycles  # the limit is row-stationary only
+    with pytest.raises(ConfigError, match="psum_noc_words_per_cycle"):
+        eyeriss.replace(psum_noc_words_per_cycle=-1.0)
+
+
 def test_sparsity_without_zero_skipping_is_refused(capsys):
     from edgecnn.models import load_graph
 

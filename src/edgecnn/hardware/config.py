@@ -196,6 +196,12 @@ class AcceleratorConfig:
     """Bytes of the on-chip SRAM the parameter cache may use; 0 = the SRAM left after the
     activation working set. The Edge TPU compiler reports its budget (e.g. "On-chip memory
     available for caching model parameters: 6.25MiB" for ResNet-50)."""
+    psum_noc_words_per_cycle: float = 0.0
+    """Row stationary only: partial-sum words per cycle the network between the global buffer
+    and the PE array carries each way (Eyeriss: the 64-bit psum GIN and GON, 4 x 16-bit words
+    each, JSSC 2017 Sec. V-B). A pass writes every psum strip it accumulates back to the GLB,
+    so a layer takes at least ``psum writes / this`` cycles
+    (:func:`edgecnn.hardware.mapping.rs_glb_plan`). 0 = unlimited."""
     fmap_dram_overlap: bool = True
     """True: feature-map DRAM transfers overlap compute (double-buffered tiles; stalls only
     where the link is slower). False: the array idles while feature maps load from or dump to
@@ -259,6 +265,16 @@ class AcceleratorConfig:
         eff = self.mac_efficiency
         if not isinstance(eff, (int, float)) or isinstance(eff, bool) or not 0 < eff <= 1:
             raise ConfigError(f"mac_efficiency = {eff!r} is invalid: give a fraction in (0, 1]")
+        noc = self.psum_noc_words_per_cycle
+        if (
+            not isinstance(noc, (int, float))
+            or isinstance(noc, bool)
+            or not (noc >= 0 and math.isfinite(noc))
+        ):
+            raise ConfigError(
+                f"psum_noc_words_per_cycle = {noc!r} is invalid: give words per cycle >= 0 "
+                "(0 = unlimited)"
+            )
         z = self.fmap_zero_fraction
         if not isinstance(z, (int, float)) or isinstance(z, bool) or not 0 <= z < 1:
             raise ConfigError(f"fmap_zero_fraction = {z!r} is invalid: give a fraction in [0, 1)")

@@ -274,3 +274,64 @@ def rs_mapping(shape: ConvShape, rows: int, cols: int) -> RsMapping:
 def rs_cycles(shape: ConvShape, rows: int, cols: int) -> int:
     """Compute cycles of ``shape`` under :func:`rs_mapping` (>= MACs / (rows * cols))."""
     return rs_mapping(shape, rows, cols).cycles
+
+
+@dataclass(frozen=True)
+class RsGlbPlan:
+    """How a row-stationary layer's passes use the global buffer (Eyeriss, JSSC 2017 Sec. IV).
+
+    A processing pass runs full-width row strips: ``e`` output rows (the PE-set width of
+    :func:`rs_mapping`) by the whole output width, for the batch. The GLB holds
+    ``channels_per_pass`` input-channel strips of ``(e - 1) * stride + R`` input rows (times
+    ``ifmap_buffers``: 2 when double-buffered, the next channels load during a pass) and the
+    partial-sum strips of ``filters_in_glb`` filters, which stay there while the passes walk the
+    input channels. Every output psum therefore goes through the array ``psum_round_trips =
+    ceil(C / channels_per_pass)`` times (written back once per pass, read back for the next).
+    """
+
+    channels_per_pass: int
+    filters_in_glb: int
+    psum_round_trips: int
+    psum_writes: int  #: psum words written to the GLB (all groups): outputs x round trips
+
+
+def rs_glb_plan(
+    shape: ConvShape,
+    cols: int,
+    glb_bytes: int,
+    word_bytes: int,
+    psum_bytes: int,
+    ifmap_buffers: int,
+    dram_pj_per_byte: float,
+    glb_pj_per_byte: float,
+) -> RsGlbPlan:
+    """The energy-cheapest split of the GLB between ifmap and psum strips (as Eyeriss's mapper
+    optimises energy): ``channels_per_pass`` ``cp`` and ``filters_in_glb`` ``m`` with
+    ``ifmap_buffers * B * cp * rows_in * W * word_bytes + B * m * e * F * psum_bytes <= glb``,
+    minimising ``dram_pj * ifmap_bytes * ceil(M / m) + glb_pj * 2 * psum_bytes * outputs *
+    ceil(C / cp)`` (the ifmap is re-read from DRAM once per filter group; psums make a GLB round
+    trip per channel group). Per group of a grouped conv; ``cp = m = 1`` when even one strip of
+    each does not fit (the round trips are then a lower bound)."""
+    b, c, m_total = shape.batch, shape.n_per_group, shape.m_per_group
+    e_rows, f = shape.out_h, shape.out_w
+    e = math.ceil(e_rows / math.ceil(e_rows / cols))
+    w = (f - 1) * shape.stride_w + shape.kernel_w
+    rows_in = (e - 1) * shape.stride_h + shape.kernel_h
+    h_in = (e_rows - 1) * shape.stride_h + shape.kernel_h
+    per_channel = ifmap_buffers * b * rows_in * w * word_bytes
+    per_filter = b * e * f * psum_bytes
+    ifmap_bytes = b * c * h_in * w * word_bytes
+    outputs = b * m_total * e_rows * f
+    best: tuple[float, int, int] | None = None
+    for cp in range(1, c + 1):
+        room = glb_bytes - per_channel * cp
+        if room < per_filter:
+            break
+        m = min(m_total, room // per_filter)
+        energy = dram_pj_per_byte * ifmap_bytes * math.ceil(m_total / m)
+        energy += glb_pj_per_byte * 2 * psum_bytes * outputs * math.ceil(c / cp)
+        if best is None or energy <= best[0]:
+            best = (energy, cp, m)
+    _, cp, m = best if best is not None else (0.0, 1, 1)
+    trips = math.ceil(c / cp)
+    return RsGlbPlan(cp, m, trips, shape.groups * outputs * trips)

@@ -52,10 +52,11 @@ from edgecnn.errors import ConfigError
 from edgecnn.graph.ir import Graph
 from edgecnn.hardware.config import (
     AcceleratorConfig,
+    Dataflow,
     compressed_weight_bytes,
     rlc_bytes,
 )
-from edgecnn.hardware.mapping import ArrayMapping, Gemm, map_gemm
+from edgecnn.hardware.mapping import ArrayMapping, Gemm, map_gemm, rs_glb_plan
 from edgecnn.hardware.scalesim import fixed_schedule_dram, scalesim_counts
 from edgecnn.hardware.search import Budget, Choice, Objective, Operands, search_tiles
 from edgecnn.hardware.tiling import one_touch_elems, tiled_traffic
@@ -445,7 +446,24 @@ def _direct_compute(item: ArrayWork, ctx: _Context, density: float) -> _Compute:
     """Im2col GEMM on the array; zero-skipping scales time and multiplications by ``density``."""
     gemm = Gemm.of(item.shape)
     mapping = map_gemm(gemm, ctx.accel, density, shape=item.shape)
-    return _Compute(mapping, mapping.compute_cycles, math.ceil(gemm.macs * density))
+    cycles = max(mapping.compute_cycles, _rs_psum_cycles(item, ctx))
+    return _Compute(mapping, cycles, math.ceil(gemm.macs * density))
+
+
+def _rs_psum_cycles(item: ArrayWork, ctx: _Context) -> int:
+    """Row stationary with a psum-network limit: the cycles the layer's partial-sum write-backs
+    to the GLB take (:func:`edgecnn.hardware.mapping.rs_glb_plan`); 0 otherwise."""
+    accel = ctx.accel
+    bw = accel.psum_noc_words_per_cycle
+    if accel.dataflow is not Dataflow.RS or bw <= 0 or accel.flat:
+        return 0
+    glb = accel.shared_sram_bytes or accel.ifmap_sram_bytes + accel.ofmap_sram_bytes
+    e = accel.energy
+    plan = rs_glb_plan(
+        item.shape, accel.cols, glb, ctx.wb, ctx.pb, ctx.db,
+        e.dram_pj_per_byte, e.sram_pj_per_byte(glb),
+    )  # fmt: skip
+    return math.ceil(plan.psum_writes / bw)
 
 
 def _winograd_compute(item: ArrayWork, ctx: _Context, density: float) -> _Compute:
