@@ -105,7 +105,7 @@ def test_space_decodes_and_refuses_bad_values():
     g = largest_genome(space)
     d = decode(space, g)
     assert d.subnet.depths == (sn.MAX_DEPTH,) * sn.STAGES and d.prune == (0.0,) * sn.BLOCK_SLOTS
-    assert d.bits == ("int8",) * sn.BLOCK_SLOTS
+    assert d.bits == ("int8",) * sn.LAYER_SLOTS
     with pytest.raises(ConfigError, match="does not fit"):
         decode(space, [99] * len(g))
     with pytest.raises(ConfigError, match="not supported"):
@@ -122,7 +122,7 @@ def test_space_decodes_and_refuses_bad_values():
 def test_fp16_falls_back_to_int8_without_an_fp16_datapath():
     space = codesign_space_from_dict(SMALL)
     g = largest_genome(space)
-    bits_gene = 4  # stage 0: depth, width, kernel, expand, then block 0's bits
+    bits_gene = 4  # stage 0: depth, width, kernel, expand, then block 0's expand-conv bits
     g[bits_gene] = space.network["bits"].index("fp16")
     prec_gene = len(g) - 1
     g[prec_gene] = space.accelerator["precisions"].index("int8")
@@ -131,15 +131,16 @@ def test_fp16_falls_back_to_int8_without_an_fp16_datapath():
     assert decode(space, g).effective_bits()[0] == "fp16"
 
 
-def _block_gene(space, stage, block, gene):
-    """Index of a per-block gene (``bits``/``prune``) of ``stage``'s ``block`` in the genome."""
+def _block_gene(space, stage, block, gene, conv="expand"):
+    """Index of a block's gene in the genome: ``prune``, or the ``bits`` of its ``conv``."""
     from edgecnn.studies.codesign_space import NET_BLOCK_GENES, NET_STAGE_GENES
 
     per_stage = len(NET_STAGE_GENES) + sn.MAX_DEPTH * len(NET_BLOCK_GENES)
-    return stage * per_stage + len(NET_STAGE_GENES) + block * 2 + NET_BLOCK_GENES.index(gene)
+    offset = sn.BLOCK_CONVS.index(conv) if gene == "bits" else NET_BLOCK_GENES.index("prune")
+    return stage * per_stage + len(NET_STAGE_GENES) + block * len(NET_BLOCK_GENES) + offset
 
 
-def test_bits_and_pruning_are_per_block_and_inactive_blocks_do_not_count(supernet):
+def test_bits_per_layer_pruning_per_block_and_inactive_blocks_do_not_count(supernet):
     from edgecnn.hardware.config import load_accelerator
 
     space = codesign_space_from_dict(SMALL)
@@ -155,7 +156,7 @@ def test_bits_and_pruning_are_per_block_and_inactive_blocks_do_not_count(superne
 
     _, m_ref = metrics(g)
     idle = list(g)
-    idle[_block_gene(space, 0, 2, "bits")] = space.network["bits"].index("fp16")
+    idle[_block_gene(space, 0, 2, "bits", "dw")] = space.network["bits"].index("fp16")
     idle[_block_gene(space, 0, 2, "prune")] = space.network["prune"].index(0.5)
     d_idle, m_idle = metrics(idle)
     assert d_idle.network_key() == ref.network_key() and m_idle == m_ref
@@ -167,6 +168,16 @@ def test_bits_and_pruning_are_per_block_and_inactive_blocks_do_not_count(superne
         assert d.network_key() != ref.network_key() and m["energy_mj"] > m_ref["energy_mj"]
         firsts.append(m["energy_mj"])
     assert firsts[0] != firsts[1]  # stage 1's strided block 0 and block 1 priced separately
+    layers = []
+    for conv in sn.BLOCK_CONVS:  # and each conv of one block on its own
+        h = list(g)
+        h[_block_gene(space, 1, 0, "bits", conv)] = space.network["bits"].index("fp16")
+        d, m = metrics(h)
+        eff = d.effective_bits()
+        assert [b for b in eff if b == "fp16"] == ["fp16"]
+        assert eff[sn.layer_slot(1, 0, conv)] == "fp16"
+        layers.append(m["energy_mj"])
+    assert len(set(layers)) == 3
     p = list(g)
     p[_block_gene(space, 0, 1, "prune")] = space.network["prune"].index(0.5)
     cfg, _ = cd.design_network(supernet, decode(space, p))
@@ -176,12 +187,13 @@ def test_bits_and_pruning_are_per_block_and_inactive_blocks_do_not_count(superne
 
 def test_weight_quantization_levels():
     net = sn.SubNet(sn.largest_config())
-    bits = ["int8"] * sn.BLOCK_SLOTS
-    bits[sn.block_slot(0, 0)], bits[sn.block_slot(1, 2)] = "int4", "fp16"
+    bits = ["int8"] * sn.LAYER_SLOTS
+    bits[sn.layer_slot(0, 0, "project")], bits[sn.layer_slot(1, 2, "project")] = "int4", "fp16"
     cd.quantize_weights(net, tuple(bits))
-    w4 = net.stages[0][0].expand.weight.flatten(1)
+    w4 = net.stages[0][0].project.weight.flatten(1)
     assert all(len(torch.unique(row)) <= 16 for row in w4)
-    assert max(len(torch.unique(row)) for row in net.stages[0][1].project.weight.flatten(1)) > 16
+    for other in (net.stages[0][0].dw, net.stages[0][1].project):  # the same block / stage
+        assert max(len(torch.unique(row)) for row in other.weight.flatten(1)) > 16
     wh = net.stages[1][2].project.weight
     assert torch.equal(wh, wh.half().float())
     w8 = net.stages[1][1].expand.weight.flatten(1)
@@ -356,7 +368,7 @@ def test_elastic_pruning_drops_trailing_hidden_channels_and_is_trained(supernet)
     assert ch.smallest().hidden()[0] == list(range(sn.STEM_CHANNELS * min(sn.EXPANDS) // 2))
 
 
-def test_quant_aware_forward_equals_the_subnet_with_quantized_block_weights(supernet):
+def test_quant_aware_forward_equals_the_subnet_with_quantized_layer_weights(supernet):
     from edgecnn.compress.fakequant import fake_quant_weight
 
     def quantizer(w, bits):
@@ -364,7 +376,7 @@ def test_quant_aware_forward_equals_the_subnet_with_quantized_block_weights(supe
 
     rng = random.Random(5)
     x = torch.randn(2, 1, 28, 28)
-    for bits in ((4, 8, 32) * 3, (4,) * 9, (32, 16, 8, 4, 8, 4, 32, 4, 8)):
+    for bits in ((4, 8, 32) * 9, (4,) * 27, (32, 16, 8, 4, 8, 4, 32, 4, 8) * 3):
         cfg = sn.drop_hidden(sn.random_config(rng), (0.25, 0.0, 0.5) * 3)
         xi = sn.resize(x, cfg.resolution)
         sub = sn.extract_subnet(supernet, cfg).eval()
@@ -372,7 +384,7 @@ def test_quant_aware_forward_equals_the_subnet_with_quantized_block_weights(supe
             for name, m in sub.named_modules():
                 if isinstance(m, torch.nn.Conv2d) and name.startswith("stages."):
                     parts = name.split(".")
-                    b = bits[sn.block_slot(int(parts[1]), int(parts[2]))]
+                    b = bits[sn.layer_slot(int(parts[1]), int(parts[2]), parts[3])]
                     if b < 16:
                         m.weight.copy_(quantizer(m.weight, b))
             got = supernet(xi, cfg, bits, quantizer)

@@ -49,9 +49,21 @@ BLOCK_SLOTS = STAGES * MAX_DEPTH
 ratios are tuples of this length; slots past a stage's depth do not run and are ignored."""
 
 
+BLOCK_CONVS = ("expand", "dw", "project")
+"""A block's convolutions, in order: per-layer weight bits have one slot each."""
+LAYER_SLOTS = BLOCK_SLOTS * len(BLOCK_CONVS)
+"""Conv-layer slots of the blocks (:func:`layer_slot`): per-layer weight bits are tuples of
+this length."""
+
+
 def block_slot(stage: int, index: int) -> int:
     """The slot of block ``index`` of ``stage`` in per-block tuples."""
     return stage * MAX_DEPTH + index
+
+
+def layer_slot(stage: int, index: int, conv: str) -> int:
+    """The slot of conv ``conv`` (one of :data:`BLOCK_CONVS`) of a block in per-layer tuples."""
+    return block_slot(stage, index) * len(BLOCK_CONVS) + BLOCK_CONVS.index(conv)
 
 
 MAX_CHANNELS = (16, 32, 48)
@@ -174,11 +186,11 @@ class ElasticChoices:
     bits: tuple[int, ...] = (32,)  # weight bits a block may get; >= 16: not quantized
 
     def smallest_bits(self) -> tuple[int, ...]:
-        return (min(self.bits),) * BLOCK_SLOTS
+        return (min(self.bits),) * LAYER_SLOTS
 
     def sample_bits(self, rng: random.Random) -> tuple[int, ...]:
-        """Random weight bits per block slot."""
-        return tuple(rng.choice(self.bits) for _ in range(BLOCK_SLOTS))
+        """Random weight bits per conv-layer slot."""
+        return tuple(rng.choice(self.bits) for _ in range(LAYER_SLOTS))
 
     def largest(self, in_channels: int = 1) -> SubnetConfig:
         cfg = SubnetConfig(
@@ -373,7 +385,8 @@ class ElasticSuperNet(nn.Module):
     ) -> Tensor:
         """Run the subnet ``config`` (default: the largest) on ``x`` already at its resolution.
 
-        ``bits`` (per block slot) with ``quantizer(weight, bits)``: the block's conv weights are
+        ``bits`` (per conv-layer slot, :func:`layer_slot`) with ``quantizer(weight, bits)``: each
+        conv's weights are
         fake-quantized (``bits < 16``) as the forward reads them, for quantization-aware
         training of the shared weights; the stem and classifier stay in floating point."""
         cfg = config or largest_config(self.in_channels)
@@ -387,15 +400,16 @@ class ElasticSuperNet(nn.Module):
         x = F.relu6(_bn(F.conv2d(x, self.stem, stride=2, padding=1), self.stem_bn, slice(None), t))
         for (s, i, cin, cout, stride, k), keep in zip(cfg.blocks(), cfg.hidden(), strict=True):
             b = self.stages[s][i]
-            slot = block_slot(s, i)
             h = _index(keep)
             off = (max(KERNELS) - k) // 2
-            y = F.conv2d(x, q(b.expand[h][:, :cin], slot))
+            y = F.conv2d(x, q(b.expand[h][:, :cin], layer_slot(s, i, "expand")))
             y = F.relu6(_bn(y, b.bn1, h, t))
             dw = b.dw[h][:, :, off : off + k, off : off + k]
-            y = F.conv2d(y, q(dw, slot), stride=stride, padding=k // 2, groups=len(keep))
+            y = F.conv2d(
+                y, q(dw, layer_slot(s, i, "dw")), stride=stride, padding=k // 2, groups=len(keep)
+            )
             y = F.relu6(_bn(y, b.bn2, h, t))
-            y = F.conv2d(y, q(b.project[:cout][:, h], slot))
+            y = F.conv2d(y, q(b.project[:cout][:, h], layer_slot(s, i, "project")))
             y = _bn(y, b.bn3, slice(0, cout), t)
             x = x + y if stride == 1 and cin == cout else y
         w = self.classifier.weight[:, : x.shape[1]]
@@ -504,7 +518,7 @@ def train_supernet(
     ``(1 - w) * CE(soft) + w * CE(labels)`` (0: pure in-place distillation; a short training
     has an immature teacher, and some label signal helps the small subnets). With a
     ``quantizer`` the smaller subnets are trained quantization-aware: the smallest at the
-    lowest of ``choices.bits`` in every block, each random subnet at random bits per block
+    lowest of ``choices.bits`` in every layer, each random subnet at random bits per layer
     (the largest, the teacher, stays in floating point)."""
     import time
 

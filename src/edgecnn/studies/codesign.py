@@ -6,9 +6,9 @@
 2. **Evaluating a design** (:func:`evaluate_design`): the subnet is extracted from the supernet
    with its blocks' pruning ratios applied to the hidden channels (the elastic form,
    :func:`edgecnn.models.supernet.drop_hidden`, which the supernet trains), its BatchNorm statistics re-estimated on
-   ``bn_images`` training images, BN folded, weights quantized per block; accuracy is measured on
+   ``bn_images`` training images, BN folded, weights quantized per layer; accuracy is measured on
    the test split. The accelerator point is simulated (:func:`edgecnn.hardware.simulate`, tiled
-   cycle model) once per precision the design uses, each layer taking the result of its block's
+   cycle model) once per precision the design uses, each layer taking the result of its own
    precision; latency (s), energy (J), area (mm^2, :func:`edgecnn.hardware.explore.area_mm2`)
    and model size (bytes) follow. Accuracy is cached per network (the accelerator changes it
    only through the precisions it supports).
@@ -73,17 +73,24 @@ PENALTY = 1e9
 
 
 def _slot_of(name: str) -> int | None:
-    """The block slot (:func:`edgecnn.models.supernet.block_slot`) of a layer named
-    ``stages.<stage>.<block>...``; None for the stem, the classifier and glue."""
+    """The conv-layer slot (:func:`edgecnn.models.supernet.layer_slot`) of a layer named
+    ``stages.<stage>.<block>.<expand|dw|project>``; None for the stem, the classifier and glue
+    (residual adds)."""
     parts = name.split(".")
-    if len(parts) > 2 and parts[0] == "stages" and parts[1].isdigit() and parts[2].isdigit():
-        return sn.block_slot(int(parts[1]), int(parts[2]))
+    if (
+        len(parts) > 3
+        and parts[0] == "stages"
+        and parts[1].isdigit()
+        and parts[2].isdigit()
+        and parts[3] in sn.BLOCK_CONVS
+    ):
+        return sn.layer_slot(int(parts[1]), int(parts[2]), parts[3])
     return None
 
 
 def quantize_weights(model: nn.Module, bits: Sequence[str]) -> int:
-    """Quantize every conv/linear weight of ``model`` in place by its block's bits (``bits`` per
-    block slot; stem and
+    """Quantize every conv/linear weight of ``model`` in place by its own bits (``bits`` per
+    conv-layer slot; stem and
     classifier int8): int8/int4 symmetric per output channel, fp16 a round trip through half.
     Returns the weight bytes at those precisions."""
     from edgecnn.compress.fakequant import fake_quant_weight
@@ -136,7 +143,7 @@ def design_network(
 
 
 def _simulate_at(workload: Any, accel: Any, bits: str, objective: str) -> Any:
-    """``simulate`` with a block's weight bits: fp16 and int8 run at that datapath precision;
+    """``simulate`` with a layer's weight bits: fp16 and int8 run at that datapath precision;
     int4 weights run on the int8 datapath (unpacked to int8 at the array, so cycles follow
     int8) but are stored packed two per byte in DRAM (``weight_bits = 4``, no index bits), so
     their DRAM traffic, DRAM energy and any bandwidth stall halve."""
@@ -150,7 +157,7 @@ def _simulate_at(workload: Any, accel: Any, bits: str, objective: str) -> Any:
 
 def hardware_metrics(net: nn.Module, design: Design, base: Any, objective: str) -> dict[str, float]:
     """Latency (ms), energy (mJ), area (mm^2), cycles and MACs of ``net`` on the design's
-    accelerator, each layer at its block's effective precision (stem, head and glue at int8)."""
+    accelerator, each layer at its own effective precision (stem, head and glue at int8)."""
     from edgecnn.hardware.explore import area_mm2, point_accelerator
     from edgecnn.hardware.workload import build_workload
     from edgecnn.models.resolve import load_graph
@@ -161,7 +168,7 @@ def hardware_metrics(net: nn.Module, design: Design, base: Any, objective: str) 
     accel, _ = point_accelerator(base, {**design.accel_point, "precision": "int8"})
     accel = accel.replace(precisions=tuple(design.accel_precisions), precision="int8")
     eff = design.effective_bits()
-    used = sorted({eff[j] for j in design.active_slots()} | {"int8"})
+    used = sorted({eff[j] for j in design.active_layer_slots()} | {"int8"})
     runs = {p: _simulate_at(workload, accel, p, objective) for p in used}
     cycles = 0
     energy = 0.0

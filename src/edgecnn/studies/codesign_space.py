@@ -7,7 +7,7 @@ A space (YAML, see ``codesign-example.yaml``)::
       width: [0.5, 0.75, 1.0]
       kernel: [3, 5]
       expand: [2, 3, 4]
-      bits: [int8, int4, fp16]    # ... per block: weight precision of its three convolutions
+      bits: [int8, int4, fp16]    # ... per conv layer: its weight precision
       prune: [0.0, 0.25, 0.5]     # ... per block: structured pruning ratio of its hidden channels
       resolution: [20, 24, 28]    # input resolution (one gene)
     accelerator:                  # the `explore` sweep keys
@@ -25,11 +25,13 @@ A space (YAML, see ``codesign-example.yaml``)::
     train_images: 0               # training images for supernet and retraining (0: all)
 
 A *genome* is a tuple of indices into those lists: per stage (depth, width, kernel, expand,
-then (bits, prune) for each of the stage's ``MAX_DEPTH`` block slots), then resolution, then
-the accelerator genes in the order of :data:`ACCEL_GENES`. Bits and pruning are per block
-(each inverted-residual block: its expand, depthwise and project convolutions); the genes of
-slots past the stage's depth are inactive (they do not change the design's key or costs).
-Bit-width semantics: ``int8``/``int4`` quantize the block's weights
+then for each of the stage's ``MAX_DEPTH`` block slots the bits of its expand, depthwise and
+project convolutions and its pruning ratio: :data:`NET_BLOCK_GENES`), then resolution, then
+the accelerator genes in the order of :data:`ACCEL_GENES`. Bits are per conv layer, pruning
+per block (the ratio of an inverted-residual block's hidden channels: the expand conv's
+outputs, the depthwise conv's channels, the project conv's inputs); the genes of blocks past
+the stage's depth are inactive (they do not change the design's key or costs).
+Bit-width semantics: ``int8``/``int4`` quantize a layer's weights
 (symmetric, per output channel) and run on the int8 datapath; int4 weights are stored packed
 two per byte in DRAM and unpacked at the array (no int4 multipliers: int4 lowers accuracy,
 model size and weight DRAM traffic, not compute cycles); ``fp16`` keeps fp16 weights
@@ -49,7 +51,9 @@ from edgecnn.errors import ConfigError
 from edgecnn.models import supernet as sn
 
 NET_STAGE_GENES = ("depth", "width", "kernel", "expand")
-NET_BLOCK_GENES = ("bits", "prune")
+NET_BLOCK_GENES = ("bits",) * len(sn.BLOCK_CONVS) + ("prune",)
+"""Per block slot: the bits of each of :data:`edgecnn.models.supernet.BLOCK_CONVS`, then the
+pruning ratio."""
 ACCEL_GENES = ("array", "sram_kb", "dataflow", "winograd", "precisions")
 BITS = {"int8": 8, "int4": 4, "fp16": 16}
 EXAMPLE_SPACE = Path(__file__).with_name("codesign-example.yaml")
@@ -258,13 +262,13 @@ class Design:
 
     genome: tuple[int, ...]
     subnet: sn.SubnetConfig
-    bits: tuple[str, ...]  # per block slot (sn.block_slot), as requested
+    bits: tuple[str, ...]  # per conv-layer slot (sn.layer_slot), as requested
     prune: tuple[float, ...]  # per block slot
     accel_point: dict[str, Any]  # explore point keys: array, sram_kb, dataflow, winograd
     accel_precisions: tuple[str, ...]
 
     def effective_bits(self) -> tuple[str, ...]:
-        """Per block slot: fp16 only where the accelerator runs fp16, else int8 (int4 stays)."""
+        """Per layer slot: fp16 only where the accelerator runs fp16, else int8 (int4 stays)."""
         return tuple(
             "int8" if b == "fp16" and "fp16" not in self.accel_precisions else b for b in self.bits
         )
@@ -273,21 +277,32 @@ class Design:
         """Block slots that run (``depth`` of each stage), in execution order."""
         return [sn.block_slot(s, i) for s, d in enumerate(self.subnet.depths) for i in range(d)]
 
+    def active_layer_slots(self) -> list[int]:
+        """Conv-layer slots of the blocks that run, in execution order."""
+        n = len(sn.BLOCK_CONVS)
+        return [b * n + j for b in self.active_slots() for j in range(n)]
+
     def network_key(self) -> str:
-        """What decides the accuracy: subnet, and the running blocks' pruning and effective bits
-        (not the accelerator, nor the genes of blocks that do not run)."""
-        eff, slots = self.effective_bits(), self.active_slots()
+        """What decides the accuracy: subnet, and the running layers' effective bits and blocks'
+        pruning (not the accelerator, nor the genes of blocks that do not run)."""
+        eff = self.effective_bits()
         d = {
             "subnet": self.subnet.to_dict(),
-            "bits": [eff[j] for j in slots],
-            "prune": [self.prune[j] for j in slots],
+            "bits": [eff[j] for j in self.active_layer_slots()],
+            "prune": [self.prune[j] for j in self.active_slots()],
         }
         return json.dumps(d, sort_keys=True)
 
     def _per_stage(self, values: tuple[Any, ...]) -> list[list[Any]]:
+        """Per stage, per running block: the block's value (or its layers', joined by "/")."""
+        n = len(sn.BLOCK_CONVS)
+        per_layer = len(values) == sn.LAYER_SLOTS
+
+        def of(b: int) -> Any:
+            return "/".join(str(v) for v in values[b * n : (b + 1) * n]) if per_layer else values[b]
+
         return [
-            [values[sn.block_slot(s, i)] for i in range(d)]
-            for s, d in enumerate(self.subnet.depths)
+            [of(sn.block_slot(s, i)) for i in range(d)] for s, d in enumerate(self.subnet.depths)
         ]
 
     def describe(self) -> dict[str, Any]:
@@ -297,7 +312,7 @@ class Design:
             "kernels": list(self.subnet.kernels),
             "expands": list(self.subnet.expands),
             "resolution": self.subnet.resolution,
-            "bits": self._per_stage(self.bits),  # per stage, per running block
+            "bits": self._per_stage(self.bits),  # per stage, per running block: expand/dw/project
             "effective_bits": self._per_stage(self.effective_bits()),
             "prune": self._per_stage(self.prune),
             # compact forms for tables: stages split by "|", blocks by ","
@@ -325,7 +340,7 @@ def decode(space: CodesignSpace, genome: tuple[int, ...] | list[int]) -> Design:
             per[k].append(net[k][g[i]])
             i += 1
         for _ in range(sn.MAX_DEPTH):
-            for k in NET_BLOCK_GENES:
+            for k in NET_BLOCK_GENES:  # bits of expand, dw, project (layer-slot order), prune
                 per[k].append(net[k][g[i]])
                 i += 1
     resolution = net["resolution"][g[i]]
@@ -360,8 +375,11 @@ def largest_genome(space: CodesignSpace) -> list[int]:
             vals = net[k]
             g.append(max(range(len(vals)), key=lambda j: vals[j]))
         for _ in range(sn.MAX_DEPTH):
-            g.append(bits.index("int8") if "int8" in bits else 0)
-            g.append(min(range(len(prune)), key=lambda j: prune[j]))
+            for k in NET_BLOCK_GENES:
+                if k == "bits":
+                    g.append(bits.index("int8") if "int8" in bits else 0)
+                else:
+                    g.append(min(range(len(prune)), key=lambda j: prune[j]))
     res = net["resolution"]
     g.append(max(range(len(res)), key=lambda j: res[j]))
     g += [len(space.accelerator[k]) // 2 for k in ACCEL_GENES]
