@@ -188,3 +188,25 @@ def test_rpi4_fit_uses_only_calibration_references(monkeypatch):
     assert res2.fitted["rpi4"] == fit_rpi
     assert res2.rows[0].predicted == pytest.approx(res.rows[0].predicted)
     assert "rpi4 held_out" in res2.summary and "rpi4 calibration" in res2.summary
+
+
+def test_catalog_cpu_model_is_what_validate_fits_and_profile_reports_it():
+    from edgecnn.analysis.cpu_latency import catalog_params, network_latency_s
+    from edgecnn.analysis.profile import profile
+    from edgecnn.models import load_graph
+    from edgecnn.studies.validate import load_references, run_validate
+
+    refs, _ = load_references()
+    cal = [r.name for r in refs if r.target == "rpi4" and r.calibration]
+    fitted = run_validate(only=cal).fitted["rpi4"]
+    params = catalog_params(RPI4)
+    for name in ("gemm_efficiency", "parallel_efficiency", "reduction_half"):
+        assert getattr(params, name) == pytest.approx(fitted[name], rel=2e-3), name
+    g = load_graph("mobilenet_v2")
+    want = latency_s(kernel_work(g, RPI4), params, RPI4.cores)
+    assert profile(g, "fp32", device="rpi4").totals.cpu_model_latency_s == pytest.approx(want)
+    assert network_latency_s(g, RPI4, threads=1) > want  # one core is slower than four
+    assert profile(g, "int8", device="rpi4").totals.cpu_model_latency_s is None  # fp32 model
+    assert profile(g, "fp32", device="jetson-nano").totals.cpu_model_latency_s is None
+    with pytest.raises(ConfigError, match="unknown cpu_model keys"):
+        catalog_params(replace(RPI4, cpu_model={"speed": 2.0}))

@@ -103,6 +103,30 @@ def device_params(device: Device) -> CpuParams:
     return CpuParams(device.peak_ops("fp32") / device.cores, device.cores, bandwidth)
 
 
+def catalog_params(device: Device) -> CpuParams | None:
+    """The device's fitted parameters from the catalog (``cpu_model``), or None without them."""
+    if device.cores is None or not device.cpu_model:
+        return None
+    unknown = set(device.cpu_model) - set(FITTED)
+    if unknown:
+        raise ConfigError(
+            f"device '{device.name}': unknown cpu_model keys {sorted(unknown)}: use {list(FITTED)}"
+        )
+    return replace(device_params(device), **device.cpu_model)
+
+
+def network_latency_s(
+    graph: Graph, device: Device, threads: int | None = None, runtime: str | None = None
+) -> float | None:
+    """fp32 latency of ``graph`` on a catalog CPU with fitted parameters, at ``threads`` (default:
+    all cores) under ``runtime``'s algorithms (default: direct convolution); None if the device
+    has no fitted CPU model."""
+    params = catalog_params(device)
+    if params is None:
+        return None
+    return latency_s(kernel_work(graph, device, runtime), params, threads or params.cores)
+
+
 @dataclass(frozen=True)
 class KernelWork:
     """What one fused group does: FLOPs executed (after the algorithm choice) and DRAM bytes."""

@@ -43,6 +43,9 @@ class Device:
     memory_bytes: int | None = None  # RAM that weights and feature maps share (None: unknown)
     cores: int | None = None  # CPU cores (catalog CPUs only; the CPU latency model's threads)
     sustained_dram_bytes_per_s: float | None = None  # measured (STREAM-like) DRAM bandwidth
+    cpu_model: dict[str, float] = field(default_factory=dict)
+    """Fitted parameters of the CPU latency model (:mod:`edgecnn.analysis.cpu_latency`), as
+    ``edgecnn validate`` fits them on the catalog's stated calibration references; empty: none."""
 
     def peak_ops(self, precision: str) -> float:
         if precision not in self.peak_ops_per_s:
@@ -63,6 +66,7 @@ class Device:
             "memory_bytes": self.memory_bytes,
             "cores": self.cores,
             "sustained_dram_bytes_per_s": self.sustained_dram_bytes_per_s,
+            "cpu_model": dict(self.cpu_model),
             "sources": dict(self.sources),
         }
 
@@ -90,6 +94,7 @@ def load_catalog(path: str | None = None) -> dict[str, Device]:
                 if "sustained_dram_bytes_per_s" in entry
                 else None
             ),
+            cpu_model={k: float(v) for k, v in entry.get("cpu_model", {}).items()},
         )
     return out
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from edgecnn.analysis.batch import MaxBatchResult
 from edgecnn.analysis.costs import MAC_KINDS, layer_cost
+from edgecnn.analysis.cpu_latency import network_latency_s
 from edgecnn.analysis.devices import Device, get_device
 from edgecnn.analysis.fusion import fused_groups
 from edgecnn.analysis.latency_predictor import ModelPrediction
@@ -74,6 +75,7 @@ class ProfileTotals:
     compute_bound_layers: int | None = None
     memory_bound_layers: int | None = None
     predicted_ms: float | None = None  # calibrated runtime prediction (--runtime), whole model
+    cpu_model_latency_s: float | None = None  # fp32, all cores: analysis.cpu_latency (fitted CPUs)
 
 
 @dataclass
@@ -190,6 +192,9 @@ def profile(
         latency_s=total_latency if dev is not None else None,
         compute_bound_layers=bounds["compute"] if dev is not None else None,
         memory_bound_layers=bounds["memory"] if dev is not None else None,
+        cpu_model_latency_s=(
+            network_latency_s(graph, dev) if dev is not None and precision == "fp32" else None
+        ),
     )
     return ProfileResult(
         model=graph.name,

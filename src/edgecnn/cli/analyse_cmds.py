@@ -199,6 +199,11 @@ def _print_profile(result, all_layers: bool) -> None:
     summary.add_row("arithmetic intensity", f"{t.arithmetic_intensity:.2f} MAC/byte")
     if result.device:
         summary.add_row(f"roofline latency ({result.device})", f"{t.latency_s * 1e3:.3f} ms")
+    if t.cpu_model_latency_s is not None:
+        summary.add_row(
+            f"CPU model latency ({result.device}, all cores, fp32, direct conv)",
+            f"{t.cpu_model_latency_s * 1e3:.3f} ms",
+        )
     if result.max_batch is not None:
         mb = result.max_batch
         summary.add_row(
