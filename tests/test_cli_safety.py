@@ -181,7 +181,15 @@ def test_sigterm_cleans_up_and_exits_130(files, tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == "edgecnn: interrupted"
-    assert list(tmp.iterdir()) == []
+    # Libraries keep their own files in TMPDIR across runs, by design: onnxruntime's session-id
+    # file ".ses" (written when an InferenceSession is made) and torch's "torchinductor_<user>"
+    # cache. Everything else there would be ours, left half-way.
+    ours = [
+        p.name
+        for p in tmp.iterdir()
+        if p.name != ".ses" and not p.name.startswith("torchinductor_")
+    ]
+    assert ours == []
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     assert not out.exists()
 
