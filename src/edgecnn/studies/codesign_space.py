@@ -124,6 +124,7 @@ class CodesignSpace:
             "source",
         ):
             d.pop(k)
+        d["genome_layout"] = self.gene_sizes  # a run of an older layout is not resumed into this
         return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
