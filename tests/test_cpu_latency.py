@@ -135,9 +135,9 @@ def test_fit_recovers_known_parameters_and_needs_cases():
 def test_cpu_references_load_with_and_without_threads_and_runtime():
     from edgecnn.studies.validate import load_references
 
-    text = """
+    base = """
 [[reference]]
-name = "old"
+name = "{name}"
 metric = "latency_ms"
 published = 1.0
 model = "resnet18"
@@ -145,21 +145,9 @@ input_shape = [1, 3, 224, 224]
 precision = "fp32"
 target = "rpi4"
 scope = "network"
-source = "s"
-
-[[reference]]
-name = "new"
-metric = "latency_ms"
-published = 1.0
-model = "resnet18"
-input_shape = [1, 3, 224, 224]
-precision = "fp32"
-target = "rpi4"
-scope = "network"
-threads = 2
-runtime = "ncnn"
 source = "s"
 """
+    text = base.format(name="old") + base.format(name="new") + 'threads = 2\nruntime = "ncnn"\n'
     (old, new), _ = load_references(text)
     assert (old.threads, old.runtime) == (None, None)
     assert (new.threads, new.runtime) == (2, "ncnn")
