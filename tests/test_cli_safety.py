@@ -309,3 +309,29 @@ def test_an_interrupt_swallowed_by_a_library_is_delivered_again(tmp_path):
     assert proc.returncode == 130, err
     lines = err.strip().splitlines()
     assert lines == ["working on", "edgecnn: interrupted"]
+
+
+def test_an_interrupt_a_library_turned_into_its_own_error_is_still_an_interrupt(
+    monkeypatch, capsys
+):
+    """SIGINT during a native import: onnxruntime re-raises it as ImportError; exit 130, one line."""
+    import edgecnn.cli as cli
+
+    def interrupted_import(*_a, **_k):
+        os.kill(os.getpid(), signal.SIGINT)  # the handler raises KeyboardInterrupt here ...
+        time.sleep(1.0)
+
+    def wrapped(*a, **k):
+        try:
+            interrupted_import()
+        except KeyboardInterrupt as e:  # ... which the "library" converts
+            raise ImportError("initialization failed") from e
+
+    monkeypatch.setattr(cli, "app", wrapped)
+    with pytest.raises(SystemExit) as exc:
+        cli._main(["devices"])
+    assert exc.value.code == 130
+    assert capsys.readouterr().err.strip() == "edgecnn: interrupted"
+    monkeypatch.setattr(cli, "app", lambda *a, **k: (_ for _ in ()).throw(ImportError("real")))
+    with pytest.raises(ImportError, match="real"):  # without an interrupt, errors stay errors
+        cli._main(["devices"])

@@ -63,8 +63,10 @@ class _Interrupts:
     def __init__(self) -> None:
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
+        self.received = False
 
     def handler(self, signum, _frame) -> None:
+        self.received = True
         if self._thread is None:
             self._thread = threading.Thread(target=self._redeliver, args=(signum,), daemon=True)
             self._thread.start()
@@ -128,6 +130,13 @@ def _main(argv: list[str] | None) -> None:
         print(f"edgecnn: error: {msg}{hint}", file=sys.stderr)
         raise SystemExit(2) from None
     except (typer.Abort, KeyboardInterrupt):
+        print("edgecnn: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except Exception:
+        # A library can turn our KeyboardInterrupt into its own error (onnxruntime's native
+        # import raises "ImportError: initialization failed" when interrupted mid-import).
+        if not interrupts.received:
+            raise
         print("edgecnn: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
     finally:
