@@ -13,6 +13,7 @@ from edgecnn.analysis.cpu_latency import (
     KernelWork,
     device_params,
     fit,
+    kernel_latency_s,
     kernel_work,
     latency_s,
 )
@@ -109,7 +110,13 @@ def test_winograd_partial_tiles_cost_full_tiles():
 
 def test_fit_recovers_known_parameters_and_needs_cases():
     base = device_params(RPI4)
-    truth = replace(base, gemm_efficiency=0.7, parallel_efficiency=0.35, reduction_half=30.0)
+    truth = replace(
+        base,
+        gemm_efficiency=0.7,
+        parallel_efficiency=0.35,
+        reduction_half=30.0,
+        winograd_efficiency=0.6,
+    )
     works = [
         [KernelWork("big", "direct", 4e9, 2e7, reduction=1152)],
         [
@@ -120,12 +127,16 @@ def test_fit_recovers_known_parameters_and_needs_cases():
             KernelWork("fc", "direct", 2e8, 4e8, reduction=4096),
             KernelWork("c", "direct", 2e9, 0, 64),
         ],
+        [KernelWork("w", "winograd", 1e9, 1e6, reduction=128)],
     ]
     cases = [(w, t, latency_s(w, truth, t)) for w in works for t in (1, 4)]
     got = fit(cases, base)
     assert got.gemm_efficiency == pytest.approx(0.7, rel=1e-3)
     assert got.parallel_efficiency == pytest.approx(0.35, rel=1e-3)
     assert got.reduction_half == pytest.approx(30.0, rel=1e-3)
+    assert got.winograd_efficiency == pytest.approx(0.6, rel=1e-3)
+    no_winograd = fit([c for c in cases if all(w.algorithm == "direct" for w in c[0])], base)
+    assert no_winograd.winograd_efficiency == base.winograd_efficiency  # nothing to fit it on
     one_thread = fit([c for c in cases if c[1] == 1], base)
     assert one_thread.parallel_efficiency == base.parallel_efficiency  # nothing to fit it on
     with pytest.raises(ConfigError):
@@ -179,7 +190,7 @@ def test_rpi4_fit_uses_only_calibration_references(monkeypatch):
 
 
 def test_catalog_cpu_model_is_what_validate_fits_and_profile_reports_it():
-    from edgecnn.analysis.cpu_latency import catalog_params, network_latency_s
+    from edgecnn.analysis.cpu_latency import FITTED, catalog_params, network_latency_s
     from edgecnn.analysis.profile import profile
     from edgecnn.models import load_graph
     from edgecnn.studies.validate import load_references, run_validate
@@ -188,7 +199,7 @@ def test_catalog_cpu_model_is_what_validate_fits_and_profile_reports_it():
     cal = [r.name for r in refs if r.target == "rpi4" and r.calibration]
     fitted = run_validate(only=cal).fitted["rpi4"]
     params = catalog_params(RPI4)
-    for name in ("gemm_efficiency", "parallel_efficiency", "reduction_half"):
+    for name in FITTED:
         assert getattr(params, name) == pytest.approx(fitted[name], rel=2e-3), name
     g = load_graph("mobilenet_v2")
     want = latency_s(kernel_work(g, RPI4), params, RPI4.cores)
@@ -198,3 +209,14 @@ def test_catalog_cpu_model_is_what_validate_fits_and_profile_reports_it():
     assert profile(g, "fp32", device="jetson-nano").totals.cpu_model_latency_s is None
     with pytest.raises(ConfigError, match="unknown cpu_model keys"):
         catalog_params(replace(RPI4, cpu_model={"speed": 2.0}))
+
+
+def test_winograd_efficiency_slows_only_winograd_kernels():
+    slow = replace(PARAMS, winograd_efficiency=0.5)
+    wino = KernelWork("w", "winograd", 1e9, 0, reduction=64)
+    direct = KernelWork("d", "direct", 1e9, 0, reduction=64)
+    assert kernel_latency_s(wino, slow, 1) == pytest.approx(2 * kernel_latency_s(wino, PARAMS, 1))
+    assert kernel_latency_s(direct, slow, 1) == kernel_latency_s(direct, PARAMS, 1)
+    # a memory-bound Winograd kernel stays memory-bound
+    bound = KernelWork("wm", "winograd", 1e3, 5.5e9, reduction=64)
+    assert kernel_latency_s(bound, slow, 1) == pytest.approx(1.0)

@@ -75,3 +75,42 @@ def test_validate_result_renders_in_the_report(tmp_path):
     text = out.read_text()
     assert "Predictions vs published hardware figures" in text
     assert "coral-usb-squeezenet" in text and "invoke_overhead_ms" in text
+
+
+def test_caffe_reference_models_match_the_published_architectures():
+    """ResNet-50 v1 strides in the 1x1 reduction (every 3x3 is stride 1, 3.86 G MACs, 25.56 M
+    params as He et al.'s Caffe model); the Caffe AlexNet is the original plus two LRNs, with
+    the same conv MACs and the same parameters."""
+    from edgecnn.analysis.profile import profile
+    from edgecnn.graph.ir import OpKind
+    from edgecnn.models import load_graph
+    from edgecnn.studies.validate import alexnet_caffe, alexnet_original, resnet50_v1
+
+    g = load_graph(resnet50_v1(), (1, 3, 224, 224))
+    convs3 = [la for la in g.layers if la.op is OpKind.CONV and la.attr("kernel") == (3, 3)]
+    assert len(convs3) == 16 and all(la.attr("stride") == (1, 1) for la in convs3)
+    strided_1x1 = [
+        la
+        for la in g.layers
+        if la.op is OpKind.CONV and la.attr("kernel") == (1, 1) and la.attr("stride") == (2, 2)
+    ]
+    assert len(strided_1x1) == 6  # reduction + projection shortcut of stages 3, 4, 5
+    # closed form: torchvision's v1.5 count minus what moving the stride changes per stage
+    v15 = profile(load_graph("resnet50", (1, 3, 224, 224)), "fp32").totals
+    v1 = profile(g, "fp32").totals
+    delta = 0
+    for cin, width, hw in ((256, 128, 56), (512, 256, 28), (1024, 512, 14)):
+        out = hw // 2
+        # 1x1 reduction now at the output resolution instead of the input's
+        delta += cin * width * (hw * hw - out * out)
+    assert v15.macs - v1.macs == delta
+    assert v1.params == v15.params
+    orig = profile(load_graph(alexnet_original(), (1, 3, 227, 227)), "fp32").totals
+    caffe_g = load_graph(alexnet_caffe(), (1, 3, 227, 227))
+    caffe = profile(caffe_g, "fp32").totals
+    assert caffe.params == orig.params
+    conv_macs = lambda gr: sum(  # noqa: E731
+        r.macs for r in profile(gr, "fp32").layers if r.op == "conv"
+    )
+    assert conv_macs(caffe_g) == conv_macs(load_graph(alexnet_original(), (1, 3, 227, 227)))
+    assert any(la.attr("fn") == "pow" for la in caffe_g.layers)  # the LRN's power

@@ -25,10 +25,17 @@ and the network's latency is the sum over kernels.
   output channel instead of ``9 m^2`` MACs (tiles are ``ceil(OH / m) x ceil(OW / m)``: partial
   tiles cost a full tile), the ratio of
   :func:`edgecnn.kernels.counts.winograd_tile_savings`, and streams the transformed filters,
-  ``(m + 2)^2 / 9`` times the weights. Transform arithmetic is not counted.
+  ``(m + 2)^2 / 9`` times the weights. Transform arithmetic is not counted
+  separately: ``winograd_efficiency`` (below) carries it.
 
-Three parameters are fitted (:data:`FITTED`, :func:`fit`: least squares in log latency on
-stated calibration references); the rest comes from the device catalog.
+Four parameters are fitted (:data:`FITTED`, :func:`fit`: least squares in log latency on
+stated calibration references); the rest comes from the device catalog. The fourth,
+``winograd_efficiency``, scales a Winograd kernel's rate::
+
+    t_winograd = flops_winograd / (rate x winograd_efficiency)
+
+because the runtime's Winograd path is not as fast as its multiplication count says (ncnn on the
+Raspberry Pi 4 gets about 0.55 of a direct GEMM's rate per transformed-domain FLOP).
 """
 
 from __future__ import annotations
@@ -88,6 +95,10 @@ class CpuParams:
     gemm_efficiency: float = 1.0  #: fitted: share of a core's peak a kernel reaches
     parallel_efficiency: float = 1.0  #: fitted: each extra thread adds this many cores
     reduction_half: float = 0.0  #: fitted: reduction length at which a kernel runs at half rate
+    winograd_efficiency: float = 1.0
+    """fitted: rate of a Winograd convolution's multiply stage relative to a direct GEMM of
+    the same reduction length (what the input/output transforms, the tile scatter and gather
+    and the transformed-domain GEMM's shorter rows cost together)"""
 
     def speedup(self, threads: int) -> float:
         if not 1 <= threads <= self.cores:
@@ -220,6 +231,8 @@ def _reduction(layer: Layer) -> int:
 def kernel_latency_s(work: KernelWork, params: CpuParams, threads: int) -> float:
     rate = params.core_peak_flops * params.gemm_efficiency * params.speedup(threads)
     rate *= work.reduction / (work.reduction + params.reduction_half)
+    if work.algorithm == "winograd":
+        rate *= params.winograd_efficiency
     compute = work.flops / rate
     memory = work.dram_bytes / params.sustained_bytes_per_s
     return max(compute, memory)
@@ -230,11 +243,12 @@ def latency_s(work: Sequence[KernelWork], params: CpuParams, threads: int) -> fl
     return sum(kernel_latency_s(w, params, threads) for w in work)
 
 
-FITTED = ("gemm_efficiency", "parallel_efficiency", "reduction_half")
+FITTED = ("gemm_efficiency", "parallel_efficiency", "reduction_half", "winograd_efficiency")
 FIT_BOUNDS = {
     "gemm_efficiency": (0.05, 1.0),
     "parallel_efficiency": (0.0, 1.0),
     "reduction_half": (0.0, 256.0),
+    "winograd_efficiency": (0.1, 1.0),
 }
 
 
@@ -244,15 +258,18 @@ def fit(
     names: Sequence[str] = FITTED,
 ) -> CpuParams:
     """Least squares in log latency over ``cases`` = (work, threads, published seconds) for the
-    three fitted parameters (within :data:`FIT_BOUNDS`); the rest of ``base`` is kept.
+    fitted parameters (within :data:`FIT_BOUNDS`); the rest of ``base`` is kept.
 
-    With no multi-thread case ``parallel_efficiency`` stays at ``base``'s value.
+    With no multi-thread case ``parallel_efficiency``, and with no Winograd kernel
+    ``winograd_efficiency``, stays at ``base``'s value (nothing to fit it on).
     """
     from scipy.optimize import least_squares
 
     if not cases:
         raise ConfigError("the CPU latency fit needs at least one calibration reference")
     names = [n for n in names if n != "parallel_efficiency" or any(t > 1 for _, t, _ in cases)]
+    has_winograd = any(w.algorithm == "winograd" for work, _, _ in cases for w in work)
+    names = [n for n in names if n != "winograd_efficiency" or has_winograd]
     scale = {n: 1.0 for n in FIT_BOUNDS} | {"reduction_half": 100.0}
 
     def params_of(x) -> CpuParams:  # noqa: ANN001

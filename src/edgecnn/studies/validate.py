@@ -199,6 +199,33 @@ def alexnet_original(num_classes: int = 1000):
     )
 
 
+def alexnet_caffe(num_classes: int = 1000):
+    """The Caffe AlexNet (BVLC reference, as in ncnn's benchmark ``alexnet.param``):
+    :func:`alexnet_original` with its two local response normalisations (size 5, alpha 1e-4,
+    beta 0.75, k 1) after the first two ReLUs, before the pools."""
+    from torch import nn
+
+    layers = list(alexnet_original(num_classes))
+    for i in (5, 2):  # after relu1 and relu2 (indices before insertion, back to front)
+        layers.insert(i, nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0))
+    return nn.Sequential(*layers)
+
+
+def resnet50_v1(num_classes: int = 1000):
+    """ResNet-50 as He et al. (2016) released it (Caffe; ncnn's benchmark ``resnet50.param``):
+    a stage's first bottleneck strides in its 1x1 reduction (``branch2a``), not in the 3x3 as
+    torchvision's v1.5 does, so every 3x3 convolution is stride 1 (4.1 G MACs either way up to
+    the 3x3s' share)."""
+    from torchvision.models import resnet50
+
+    model = resnet50(num_classes=num_classes)
+    for stage in (model.layer2, model.layer3, model.layer4):
+        first = stage[0]
+        stride = first.conv2.stride
+        first.conv1.stride, first.conv2.stride = stride, (1, 1)
+    return model
+
+
 # --- predictions --------------------------------------------------------------------------------
 
 
