@@ -114,3 +114,29 @@ def test_caffe_reference_models_match_the_published_architectures():
     )
     assert conv_macs(caffe_g) == conv_macs(load_graph(alexnet_original(), (1, 3, 227, 227)))
     assert any(la.attr("fn") == "pow" for la in caffe_g.layers)  # the LRN's power
+
+
+def test_resnet_v2_is_pre_activation_and_downsamples_in_the_last_block():
+    """Keras ResNet50V2 / ResNet152V2: 25.6 M / 60.4 M parameters (Keras Applications table),
+    a BatchNorm before every bottleneck (none of them foldable: they follow an addition), the
+    stride in the last block's 3x3 of stages 2-4."""
+    from edgecnn.analysis.profile import profile
+    from edgecnn.errors import ConfigError
+    from edgecnn.graph.ir import OpKind
+    from edgecnn.models import load_graph
+    from edgecnn.studies.validate import resnet_v2
+
+    g = load_graph(resnet_v2(50), (1, 3, 224, 224))
+    totals = profile(g, "fp32").totals
+    assert totals.params == pytest.approx(25.6e6, rel=5e-3)
+    assert profile(load_graph(resnet_v2(152), (1, 3, 224, 224)), "fp32").totals.params == (
+        pytest.approx(60.4e6, rel=5e-3)
+    )
+    bns = [la for la in g.layers if la.op is OpKind.BATCHNORM]
+    assert len(bns) == 3 * 16 + 1  # pre-activation + two inner per block, and the final one
+    strided = [la for la in g.layers if la.op is OpKind.CONV and la.attr("stride") == (2, 2)]
+    assert [la.attr("kernel") for la in strided] == [(7, 7), (3, 3), (3, 3), (3, 3)]
+    out = [la.outputs[0].shape[-1] for la in strided]
+    assert out == [112, 28, 14, 7]  # stages 2-4 end at 28, 14 and 7
+    with pytest.raises(ConfigError):
+        resnet_v2(34)

@@ -226,6 +226,66 @@ def resnet50_v1(num_classes: int = 1000):
     return model
 
 
+def resnet_v2(depth: int = 50, num_classes: int = 1000):
+    """Pre-activation ResNet V2 (He et al., 2016, "Identity mappings") as Keras's
+    ``ResNet50V2`` / ``ResNet152V2`` define it: BatchNorm + ReLU before each bottleneck
+    (not foldable into the conv before it), a stage downsamples in its *last* block's 3x3 conv
+    (stages 2-4; the shortcut is a 1x1 max-pool there), a 1x1 projection shortcut in each
+    stage's first block, and BatchNorm + ReLU after the last stage. ``depth``: 50, 101 or 152."""
+    from torch import nn
+
+    blocks = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+    if depth not in blocks:
+        raise ConfigError(f"resnet_v2 depth must be one of {sorted(blocks)}, got {depth}")
+
+    class Block(nn.Module):
+        def __init__(self, cin: int, width: int, stride: int, project: bool) -> None:
+            super().__init__()
+            cout = 4 * width
+            self.pre = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU())
+            if project:
+                self.shortcut: nn.Module = nn.Conv2d(cin, cout, 1, stride)
+            elif stride > 1:
+                self.shortcut = nn.MaxPool2d(1, stride)
+            else:
+                self.shortcut = nn.Identity()
+            self.project = project
+            self.body = nn.Sequential(
+                nn.Conv2d(cin, width, 1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+                nn.Conv2d(width, width, 3, stride, 1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+                nn.Conv2d(width, cout, 1),
+            )
+
+        def forward(self, x):  # noqa: ANN001, ANN201
+            pre = self.pre(x)
+            return self.shortcut(pre if self.project else x) + self.body(pre)
+
+    layers: list = [nn.Conv2d(3, 64, 7, 2, 3), nn.MaxPool2d(3, 2, 1)]
+    cin = 64
+    for stage, (width, n) in enumerate(zip((64, 128, 256, 512), blocks[depth], strict=True)):
+        for i in range(n):
+            stride = 2 if (i == n - 1 and stage < 3) else 1
+            layers.append(Block(cin, width, stride, project=(i == 0)))
+            cin = 4 * width
+    layers += [
+        nn.BatchNorm2d(cin),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(cin, num_classes),
+    ]
+    return nn.Sequential(*layers)
+
+
+def resnet152_v2(num_classes: int = 1000):
+    """:func:`resnet_v2` at depth 152 (Keras ``ResNet152V2``)."""
+    return resnet_v2(152, num_classes)
+
+
 # --- predictions --------------------------------------------------------------------------------
 
 
