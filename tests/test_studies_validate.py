@@ -84,7 +84,7 @@ def test_caffe_reference_models_match_the_published_architectures():
     from edgecnn.analysis.profile import profile
     from edgecnn.graph.ir import OpKind
     from edgecnn.models import load_graph
-    from edgecnn.studies.validate import alexnet_caffe, alexnet_original, resnet50_v1
+    from edgecnn.studies.reference_models import alexnet_caffe, alexnet_original, resnet50_v1
 
     g = load_graph(resnet50_v1(), (1, 3, 224, 224))
     convs3 = [la for la in g.layers if la.op is OpKind.CONV and la.attr("kernel") == (3, 3)]
@@ -124,7 +124,7 @@ def test_resnet_v2_is_pre_activation_and_downsamples_in_the_last_block():
     from edgecnn.errors import ConfigError
     from edgecnn.graph.ir import OpKind
     from edgecnn.models import load_graph
-    from edgecnn.studies.validate import resnet_v2
+    from edgecnn.studies.reference_models import resnet_v2
 
     g = load_graph(resnet_v2(50), (1, 3, 224, 224))
     totals = profile(g, "fp32").totals
@@ -140,3 +140,28 @@ def test_resnet_v2_is_pre_activation_and_downsamples_in_the_last_block():
     assert out == [112, 28, 14, 7]  # stages 2-4 end at 28, 14 and 7
     with pytest.raises(ConfigError):
         resnet_v2(34)
+
+
+def test_inception_reference_models_match_published_counts():
+    """Keras's InceptionResNetV2 reports 55,873,736 parameters, counting each BatchNorm as 3
+    per channel (beta, moving mean and variance: ``scale=False``), where torch has 2 trainable
+    and 2 buffers; TF-slim's Inception-v4 has 42.7 M (1001 classes) and 12.3 G MACs at 299.
+    Both end in 8 x 8 x 1536 before the pool."""
+    import torch
+
+    from edgecnn.analysis.profile import profile
+    from edgecnn.models import load_graph
+    from edgecnn.studies.reference_models import inception_resnet_v2, inception_v4
+
+    irv2 = inception_resnet_v2()
+    learned = sum(p.numel() for p in irv2.parameters())
+    bn = sum(m.num_features for m in irv2.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert learned - bn + 2 * bn == 55_873_736  # minus the scales, plus mean and variance
+    v4 = inception_v4()
+    g = load_graph(v4, (1, 3, 299, 299))
+    totals = profile(g, "fp32").totals
+    assert totals.params == pytest.approx(42.68e6, rel=2e-3)
+    assert totals.macs == pytest.approx(12.27e9, rel=1e-2)
+    for model in (v4, irv2):
+        with torch.no_grad():
+            assert tuple(model.eval()[:-3](torch.zeros(1, 3, 299, 299)).shape) == (1, 1536, 8, 8)
