@@ -58,6 +58,42 @@ def _summary(rows: list[dict], ref: str = "measured_ms") -> dict:
     }
 
 
+def _rescore(a: argparse.Namespace) -> int:
+    """Re-predict every measured row of ``a.rescore`` with the given predictor."""
+    old = json.loads(a.rescore.read_text())
+    pred = load_predictor("ort", old["precision"], a.predictor)
+    rows = []
+    for r in old["rows"]:
+        rm = resolve_model(r["model"])
+        graph = load_graph(r["model"], input_shape=rm.input_shape)
+        p = predict_graph(pred, graph)
+        rows.append(
+            dict(
+                r,
+                predicted_ms=p.latency_ms,
+                error_pct=(p.latency_ms - r["measured_ms"]) / r["measured_ms"] * 100.0,
+            )
+        )
+        e = (p.latency_ms - r["measured_min_ms"]) / r["measured_min_ms"] * 100.0
+        print(f"{r['model']:24s} {r['measured_min_ms']:10.2f} {p.latency_ms:10.2f} {e:+7.1f}%")
+    doc = dict(
+        old,
+        rows=rows,
+        rescored_from=str(a.rescore),
+        predictor=str(a.predictor) if a.predictor else "cached",
+        summary=_summary(rows),
+        summary_vs_min=_summary(rows, "measured_min_ms"),
+    )
+    atomic_write_text(a.out, json.dumps(doc, indent=1))
+    for label in ("summary", "summary_vs_min"):
+        s = doc[label]
+        print(
+            f"{label}: {s['within_10pct']}/{s['models']} within +-10%, Spearman"
+            f" {s['spearman']:.3f}, median |error| {s['median_abs_error_pct']:.1f}%"
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
@@ -72,7 +108,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reuse", action="store_true", help="reuse the cached predictor")
     ap.add_argument("--predictor", type=Path, help="predictor JSON (default: the host's cached)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/predictor.json"))
+    ap.add_argument(
+        "--rescore",
+        type=Path,
+        help="a previous run's JSON: predict its models again with --predictor (or the cached"
+        " one) against its measurements, without measuring (compares predictors on one set"
+        " of timings)",
+    )
     a = ap.parse_args(argv)
+    if a.rescore is not None:
+        return _rescore(a)
     torch.set_num_threads(1)
     cal_s = None
     if a.reuse:
@@ -80,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         pred, res = calibrate(a.precision, samples=a.samples, chains=a.chains, out=a.predictor)
         cal_s = res.seconds
+        # the measured samples, so predictors can be refitted offline against this run
+        atomic_write_text(
+            a.out.with_suffix(".calibration.json"),
+            json.dumps({"rows": res.rows, "chains": res.chains}),
+        )
         print(f"calibrated {res.samples} kernels in {res.seconds:.0f} s -> {res.path}", flush=True)
     names = a.models or zoo_names()
     rows: list[dict] = []

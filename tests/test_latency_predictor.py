@@ -157,6 +157,31 @@ def test_int8_settings_mirror_compress_defaults():
         assert getattr(cfg, k) == v, k
 
 
+class Attention(nn.Module):
+    """A windowed-attention core: layer norm, q @ k^T over 6 heads x 4 windows, softmax, @ v."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(32)
+
+    def forward(self, x):  # noqa: ANN001, ANN201 - x: [1, 24, 49, 32]
+        q = self.norm(x)
+        s = torch.softmax(q @ q.transpose(-2, -1), dim=-1)
+        return s @ x
+
+
+def test_attention_kernels_have_their_own_types_and_count_gemms():
+    g = graph_from_module(Attention(), (1, 24, 49, 32))
+    ks = {k.type: k for k in kernels(g)}
+    assert {"norm", "softmax", "matmul"} <= set(ks)
+    mm = [k for k in kernels(g) if k.type == "matmul"]
+    assert len(mm) == 2
+    assert all(k.features["gemms"] == 24 for k in mm)  # one GEMM per head and window
+    assert mm[0].features["macs"] == 24 * 49 * 32 * 49
+    assert ks["softmax"].features["in_bytes"] == 24 * 49 * 49 * 4
+    assert ks["norm"].features["out_bytes"] == 24 * 49 * 32 * 4
+
+
 def test_calibration_models_are_valid_onnx_with_matching_features():
     import onnx
 
@@ -287,7 +312,7 @@ def test_random_networks_chain_shapes_and_attribute_every_kernel():
                     a["type"] in ("conv", "dwconv", "gconv") and b["type"] in FUSED_AFTER_CONV
                 )
         else:
-            assert [c["type"] for c in cfgs][:2] == ["memory", "linear"]
+            assert [c["type"] for c in cfgs][:2] == ["norm", "linear"]
         m = build_chain(cfgs, seed=j)
         onnx.checker.check_model(m, full_check=True)  # strict shape inference
         times, wall = measure_chain(m, len(cfgs), runs=1)

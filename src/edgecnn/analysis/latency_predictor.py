@@ -7,8 +7,9 @@ vector (MACs, activation and weight bytes at the precision, the bytes of a fused
 the fused activation's bytes by activation class). A :class:`Predictor` holds one non-negative
 linear model per kernel type, ``latency_ms = intercept + sum(coef_i * feature_i)``, fitted on
 single-kernel models and on the kernels of random networks measured in the runtime
-(:mod:`edgecnn.runtime.calibrate`; times are the fastest of the runs), plus two
-overheads: ``per_kernel_ms`` (the executor's dispatch cost of one kernel) and
+(:mod:`edgecnn.runtime.calibrate`; times are the fastest of the runs), with a nonlinear
+factor per type fitted on the same samples (:mod:`edgecnn.analysis.latency_correction`:
+boosted trees on the log-ratio measured / linear), plus two overheads: ``per_kernel_ms`` (the executor's dispatch cost of one kernel) and
 ``per_inference_ms`` (one ``run`` call's fixed cost). ``per_kernel_ms`` may be negative: it
 corrects the few microseconds ORT's profiler adds to each kernel it times. The whole-model prediction is
 
@@ -31,11 +32,14 @@ from typing import Any
 import numpy as np
 
 from edgecnn.analysis.fusion import fused_groups
+from edgecnn.analysis.latency_correction import Correction, correction_features
 from edgecnn.errors import EdgecnnError
 from edgecnn.graph.ir import ALIAS_KINDS, PRECISION_BYTES, Graph, Layer, OpKind
 
 FORMAT = "edgecnn-latency-predictor"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions :meth:`Predictor.from_dict` reads (1: linear models only, no corrections).
+READABLE_VERSIONS = (1, 2)
 RUNTIMES = ("ort",)
 PRECISIONS = ("fp32", "int8")
 
@@ -85,7 +89,9 @@ FEATURES: dict[str, tuple[str, ...]] = {
     "mul": ("in_bytes", "out_bytes", "broadcast_bytes"),
     "activation": ("cheap_bytes", "hswish_bytes", "other_bytes"),
     "concat": ("in_bytes", "out_bytes"),
-    "matmul": ("macs", "in_bytes", "out_bytes"),
+    "matmul": ("macs", "in_bytes", "out_bytes", "gemms"),
+    "softmax": ("in_bytes", "out_bytes"),
+    "norm": ("in_bytes", "out_bytes"),
     "memory": ("in_bytes", "out_bytes"),
     "bn": ("in_bytes", "out_bytes", "act_bytes"),
 }
@@ -98,6 +104,8 @@ FALLBACK: dict[str, str] = {
     "concat": "memory",
     "activation": "memory",
     "matmul": "linear",
+    "softmax": "memory",
+    "norm": "memory",
     "memory": "add",
     "bn": "memory",
 }
@@ -238,7 +246,14 @@ def _layer_kernel(layer: Layer, precision: str) -> tuple[str, dict[str, float]]:
             "macs": float(cost.macs if cost else 0),
             "in_bytes": in_b,
             "out_bytes": out_b,
+            # independent GEMM problems (batch x heads x windows): MLAS pays a fixed cost per
+            # problem, which dominates attention's many small ones (Swin: 192 of 49x32x49)
+            "gemms": float(math.prod(outs[0][:-2]) if len(outs[0]) > 2 else 1),
         }
+    if op is OpKind.SOFTMAX:
+        return "softmax", {"in_bytes": in_b, "out_bytes": out_b}
+    if op in (OpKind.LAYERNORM, OpKind.GROUPNORM, OpKind.INSTANCENORM):
+        return "norm", {"in_bytes": in_b, "out_bytes": out_b}
     return "memory", {"in_bytes": in_b, "out_bytes": out_b}
 
 
@@ -395,6 +410,8 @@ class Predictor:
     per_kernel_ms: float = 0.0
     per_inference_ms: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
+    #: per kernel type: the nonlinear factor on its linear model (:mod:`latency_correction`)
+    corrections: dict[str, Correction] = field(default_factory=dict)
 
     def type_model(self, kind: str) -> tuple[str, TypeModel]:
         """The model used for ``kind``: its own, else its fallback chain's (name, model)."""
@@ -410,8 +427,19 @@ class Predictor:
 
     def predict_kernel(self, kernel: Kernel) -> float:
         """Predicted latency of one kernel in ms, without the per-kernel dispatch overhead."""
-        _, m = self.type_model(kernel.type)
-        return m.predict(kernel.features)
+        return self.predict_features(kernel.type, kernel.features)
+
+    def predict_features(self, kind: str, features: dict[str, float]) -> float:
+        """Latency (ms) of a ``kind`` kernel with ``features``: the type model's linear
+        prediction times its correction factor (the model used is the kind's own or its
+        fallback's, and so is the correction)."""
+        used, m = self.type_model(kind)
+        ms = m.predict(features)
+        corr = self.corrections.get(used)
+        if corr is None:
+            return ms
+        x = correction_features(m.features, features, self.precision)
+        return max(ms, 1e-6) * math.exp(corr.log_factor(x))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -425,6 +453,7 @@ class Predictor:
             "per_kernel_ms": self.per_kernel_ms,
             "per_inference_ms": self.per_inference_ms,
             "models": {k: asdict(m) for k, m in self.models.items()},
+            "corrections": {k: c.to_dict() for k, c in self.corrections.items()},
             "meta": self.meta,
         }
 
@@ -432,7 +461,7 @@ class Predictor:
     def from_dict(cls, d: dict[str, Any]) -> Predictor:
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise ValueError("not an edgecnn latency predictor")
-        if d.get("version") != FORMAT_VERSION:
+        if d.get("version") not in READABLE_VERSIONS:
             raise ValueError(f"predictor format version {d.get('version')!r}")
         models: dict[str, TypeModel] = {}
         for k, m in d["models"].items():
@@ -457,6 +486,9 @@ class Predictor:
             per_kernel_ms=float(d["per_kernel_ms"]),
             per_inference_ms=float(d["per_inference_ms"]),
             meta=dict(d.get("meta", {})),
+            corrections={
+                str(k): Correction.from_dict(c) for k, c in d.get("corrections", {}).items()
+            },
         )
 
 
@@ -487,14 +519,14 @@ def predict_graph(predictor: Predictor, graph: Graph) -> ModelPrediction:
     """Predict ``graph``'s latency (ms) as the sum of its kernels' plus the per-inference overhead."""
     rows: list[KernelPrediction] = []
     for k in kernels(graph, predictor.precision):
-        used, m = predictor.type_model(k.type)
+        used, _ = predictor.type_model(k.type)
         rows.append(
             KernelPrediction(
                 k.name,
                 k.type,
                 used,
                 k.layers,
-                max(m.predict(k.features) + predictor.per_kernel_ms, 0.0),
+                max(predictor.predict_features(k.type, k.features) + predictor.per_kernel_ms, 0.0),
             )
         )
     total = predictor.per_inference_ms + sum(r.latency_ms for r in rows)
