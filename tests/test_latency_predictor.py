@@ -338,3 +338,23 @@ def test_chain_per_kernel_overhead_counts_kernels_and_extra_inputs():
     # with fewer than 3 fast networks, the 3 fastest count
     slow = [dict(r, kernel_sum_ms=r["kernel_sum_ms"] + 10, wall_ms=r["wall_ms"] + 10) for r in rows]
     assert chain_per_kernel_ms(slow, 0.01) == pytest.approx(0.003, rel=1e-6)
+
+
+def test_int8_float_island_pays_its_own_conversions(tmp_path):
+    """An op ORT runs in float inside an INT8 network (an unfolded BatchNorm) is timed with the
+    DequantizeLinear that feeds it and the QuantizeLinear it feeds; a QLinearConv reads and
+    writes int8 itself, so its sample holds no conversion (the graph-boundary Q/DQ are left out
+    of both)."""
+    from edgecnn.runtime.calibrate import build_model, measure_kernel, quantize_model
+
+    bn = dict(type="bn", c=16, hw=14, act="none")
+    _, _, ops = measure_kernel(quantize_model(build_model(bn), tmp_path), runs=3)
+    assert "BatchNormalization" in ops
+    # the activation's DQ (its parameters' DQs too, as ORT runs them in a network) and one Q
+    assert "DequantizeLinear" in ops and ops.count("QuantizeLinear") == 1
+    conv = dict(
+        type="conv", cin=16, cout=16, hw=14, k=3, stride=1, groups=1, act="relu", residual=False
+    )
+    _, _, ops = measure_kernel(quantize_model(build_model(conv), tmp_path), runs=3)
+    assert "QLinearConv" in ops
+    assert "DequantizeLinear" not in ops and "QuantizeLinear" not in ops
