@@ -8,7 +8,8 @@ linears, attention matmuls), builds each as a tiny single-kernel ONNX model with
 it in ONNX Runtime with one intra-op thread and ORT's profiler, and takes the kernel's own time:
 the sum of the per-node ``kernel_time`` minima over the runs (:data:`TIMING_STATISTIC`), without the model's boundary nodes (NCHWc
 ``ReorderInput``/``ReorderOutput``, and in int8 the input ``QuantizeLinear`` and output
-``DequantizeLinear``), which a whole network runs only once, and without the untimed ReLU
+``DequantizeLinear``, but not the conversions of an op ORT runs in float, which it pays inside
+a network too), which a whole network runs only once, and without the untimed ReLU
 ``tail`` each model ends with (so that ORT fuses the kernel's activation as inside a network). A model of one tiny ReLU gives the
 per-inference overhead (wall time minus kernel time), a chain of tiny ReLUs the per-kernel
 correction: the executor's dispatch cost of one more kernel minus the time ORT's profiler books
@@ -25,11 +26,11 @@ grouped convs, pools, SE-style multiplies, residual adds, concats, BN, an MLP cl
 ``[1, h, h, D]`` tokens, GELU, residual add); :func:`build_chain` glues the single-kernel
 models into one network with the names of kernel ``i`` prefixed ``k<i>_``, and
 :func:`measure_chain` attributes each profiled node to its kernel by that prefix. These
-in-context samples weigh :data:`CHAIN_SAMPLE_WEIGHT` times the isolated ones in the fit, and the
-networks' wall time minus their kernel times gives the per-kernel overhead
-(:func:`chain_per_kernel_ms`). No network is derived from a zoo model. Each kernel type's model
-is then fitted by :func:`edgecnn.analysis.latency_predictor.fit_type_model` and the predictor
-saved as JSON.
+in-context samples weigh :data:`CHAIN_SAMPLE_WEIGHT` times the isolated ones in the fit; the
+networks' wall time minus their kernel times (:func:`chain_per_kernel_ms`) is recorded for
+comparison, the predictor keeping the ReLU chain's per-kernel figure. No network is derived from a zoo model. Each kernel type's model
+is then fitted by :func:`edgecnn.analysis.latency_predictor.fit_type_model`, its nonlinear
+correction by :func:`fit_corrections`, and the predictor saved as JSON.
 
 INT8: each single-kernel model is quantized with ONNX Runtime's static QDQ quantizer with the
 settings :class:`edgecnn.compress.quantize.QuantConfig` uses by default (activations uint8
@@ -642,7 +643,7 @@ def _boundary_nodes(optimized: onnx.ModelProto) -> set[str]:
     compute node and the QuantizeLinear that a float compute node feeds. An op ORT runs in
     float between int8 neighbours (an unfolded BatchNorm, a softmax, a layer norm, GELU) pays
     them in a network too: int8 in, float, int8 out (DenseNet-121's 62 BN + ReLU: DQ + BN + Q
-    take 3.5x the BN alone)."""
+    take 2.6x the BN alone)."""
     g = optimized.graph
     consts = {i.name for i in g.initializer}
     consumers: dict[str, list[onnx.NodeProto]] = {}
