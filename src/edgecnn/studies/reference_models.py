@@ -303,26 +303,18 @@ def inception_resnet_v2(num_classes: int = 1000):
             0.17,
         )
 
-    def block17() -> nn.Module:
-        return Residual(
-            1088,
-            _branches(
-                c(1088, 192, 1), seq(c(1088, 128, 1), c(128, 160, (1, 7)), c(160, 192, (7, 1)))
-            ),
-            384,
-            0.1,
+    def factorised(cin: int, mid: int, w1: int, w2: int, k: int, scale: float, relu=True):  # noqa: ANN001, ANN202
+        """block17 / block8: a 1x1 branch of 192 beside 1x1 -> 1xk -> kx1; 192 + w2 wide."""
+        branches = _branches(
+            c(cin, 192, 1), seq(c(cin, mid, 1), c(mid, w1, (1, k)), c(w1, w2, (k, 1)))
         )
+        return Residual(cin, branches, 192 + w2, scale, relu)
+
+    def block17() -> nn.Module:
+        return factorised(1088, 128, 160, 192, 7, 0.1)
 
     def block8(relu: bool = True) -> nn.Module:
-        return Residual(
-            2080,
-            _branches(
-                c(2080, 192, 1), seq(c(2080, 192, 1), c(192, 224, (1, 3)), c(224, 256, (3, 1)))
-            ),
-            448,
-            0.2,
-            relu,
-        )
+        return factorised(2080, 192, 224, 256, 3, 0.2, relu)
 
     layers = [
         c(3, 32, 3, 2, same=False),
