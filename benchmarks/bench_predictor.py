@@ -40,7 +40,7 @@ from edgecnn.io import atomic_write_text
 from edgecnn.models.resolve import load_graph, resolve_model
 from edgecnn.models.zoo import zoo_entry, zoo_names
 from edgecnn.runtime.bench import measure_latency
-from edgecnn.runtime.calibrate import calibrate
+from edgecnn.runtime.calibrate import DEFAULT_NETWORKS, calibrate
 from edgecnn.runtime.export import export_onnx
 from edgecnn.runtime.session import input_feeds, make_session
 from edgecnn.studies.predicted import default_quantizer, spearman
@@ -81,8 +81,11 @@ def _rescore(a: argparse.Namespace) -> int:
     """Re-predict every measured row of ``a.rescore`` with the given predictor."""
     old = json.loads(a.rescore.read_text())
     pred = load_predictor("ort", old["precision"], a.predictor)
+    used = set(pred.meta.get("networks") or [])
     rows = []
     for r in old["rows"]:
+        if r["model"] in used:  # used in this predictor's calibration: not scored
+            continue
         rm = resolve_model(r["model"])
         graph = load_graph(r["model"], input_shape=rm.input_shape)
         p = predict_graph(pred, graph)
@@ -99,6 +102,7 @@ def _rescore(a: argparse.Namespace) -> int:
         old,
         rows=rows,
         rescored_from=str(a.rescore),
+        excluded_used_in_calibration=sorted(used),
         predictor=str(a.predictor) if a.predictor else "cached",
         summary=_summary(rows),
         summary_vs_min=_summary(rows, "measured_min_ms"),
@@ -124,6 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-s", type=float, default=6.0, help="time budget per model's runs")
     ap.add_argument("--samples", type=int, default=600, help="calibration single kernels")
     ap.add_argument("--chains", type=int, default=60, help="calibration random networks")
+    ap.add_argument(
+        "--networks",
+        nargs="*",
+        default=list(DEFAULT_NETWORKS),
+        help="zoo models whose kernels are calibration samples too (fp32; default: the CLI's"
+        " DEFAULT_NETWORKS; none: give the option alone); left out of the scores",
+    )
     ap.add_argument("--reuse", action="store_true", help="reuse the cached predictor")
     ap.add_argument("--predictor", type=Path, help="predictor JSON (default: the host's cached)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/predictor.json"))
@@ -149,15 +160,22 @@ def main(argv: list[str] | None = None) -> int:
     if a.reuse:
         pred = load_predictor("ort", a.precision, a.predictor)
     else:
-        pred, res = calibrate(a.precision, samples=a.samples, chains=a.chains, out=a.predictor)
+        pred, res = calibrate(
+            a.precision,
+            samples=a.samples,
+            chains=a.chains,
+            out=a.predictor,
+            networks=a.networks,
+        )
         cal_s = res.seconds
         # the measured samples, so predictors can be refitted offline against this run
         atomic_write_text(
             a.out.with_suffix(".calibration.json"),
-            json.dumps({"rows": res.rows, "chains": res.chains}),
+            json.dumps({"rows": res.rows, "chains": res.chains, "networks": res.networks}),
         )
         print(f"calibrated {res.samples} kernels in {res.seconds:.0f} s -> {res.path}", flush=True)
-    names = a.models or zoo_names()
+    used = list(pred.meta.get("networks") or [])
+    names = [n for n in (a.models or zoo_names()) if n not in used]
     rows: list[dict] = []
     skipped: list[dict] = []
     quantize = default_quantizer() if a.precision == "int8" else None
@@ -172,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpu": pred.cpu,
             "calibration_s": cal_s if cal_s is not None else pred.meta.get("calibration_s"),
             "calibration_samples": pred.meta.get("samples"),
-            "excluded_used_in_calibration": [],
+            "excluded_used_in_calibration": used,
             "calibration_chains": pred.meta.get("chains"),
             "summary": _summary(rows),
             # the same against each model's fastest run: the co-tenant on the other core slows

@@ -228,7 +228,19 @@ def test_profile_corrupt_predictor_exits_2_one_line(tmp_path, monkeypatch, capsy
 def test_calibrate_cli_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     code, out, err = run_cli(
-        ["calibrate", "--runtime", "ort", "--samples", "8", "--chains", "1", "--json"], capsys
+        [
+            "calibrate",
+            "--runtime",
+            "ort",
+            "--samples",
+            "8",
+            "--chains",
+            "1",
+            "--networks",
+            "none",
+            "--json",
+        ],
+        capsys,
     )
     assert code == 0, err
     res = json.loads(out)

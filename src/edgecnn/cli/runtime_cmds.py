@@ -346,6 +346,14 @@ def calibrate(
         help="Random networks whose kernels are also measured in context (0: single kernels only).",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampled kernel shapes."),
+    networks: str = typer.Option(
+        "default",
+        "--networks",
+        help="Comma-separated models (zoo names, module:function factories or ONNX files) whose "
+        "kernels are also measured inside the whole network (fp32 only); they count as used in "
+        "calibration. 'default': one small torchvision model per family (DEFAULT_NETWORKS); "
+        "'none': no network.",
+    ),
     out: Path = typer.Option(
         None,
         "--out",
@@ -376,6 +384,14 @@ def calibrate(
     if precision not in ("fp32", "int8", "both"):
         raise ConfigError(f"unknown --precision '{precision}': choose fp32, int8 or both")
     precs = ["fp32", "int8"] if precision == "both" else [precision]
+    from edgecnn.runtime.calibrate import DEFAULT_NETWORKS
+
+    if networks.strip() == "default":
+        nets = list(DEFAULT_NETWORKS)
+    elif networks.strip() == "none":
+        nets = []
+    else:
+        nets = [n.strip() for n in networks.split(",") if n.strip()]
     outs: dict[str, Path | None] = {}
     for p in precs:
         target = out
@@ -397,7 +413,13 @@ def calibrate(
             next(ticks, None)
 
         _, res = run_calibrate(
-            p, samples=samples, seed=seed, out=outs[p], on_sample=step, chains=chains
+            p,
+            samples=samples,
+            seed=seed,
+            out=outs[p],
+            on_sample=step,
+            chains=chains,
+            networks=nets,
         )
         if ticks is not None:
             for _ in ticks:
@@ -413,6 +435,12 @@ def calibrate(
         for k, v in res.types.items():
             t.add_row(k, str(int(v["samples"])), f"{v['fit_median_abs_rel_error'] * 100:.1f}%")
         console.print(t)
+        for net in res.networks:
+            console.print(
+                f"network {net['network']}: {net['kernels']} kernels, "
+                f"{net['kernel_sum_ms']:.2f} ms profiled of {net['wall_ms']:.2f} ms wall, "
+                f"{net['unattributed_ms']:.3f} ms attributed to no kernel"
+            )
         console.print(
             f"{res.samples} kernels in {res.seconds:.0f} s; overhead {res.per_inference_ms:.4f} ms "
             f"per inference, {res.per_kernel_ms:.4f} ms per kernel; wrote {res.path}"

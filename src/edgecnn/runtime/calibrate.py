@@ -51,7 +51,7 @@ import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,12 +69,16 @@ from edgecnn.analysis.latency_correction import (
 from edgecnn.analysis.latency_predictor import (
     FEATURES,
     PRECISIONS,
+    Kernel,
     Predictor,
     TypeModel,
     conv_features,
     fit_type_model,
+    kernels,
 )
 from edgecnn.errors import ConfigError
+from edgecnn.graph.ir import Graph
+from edgecnn.runtime.network_samples import attribute_nodes
 from edgecnn.schema import ResultKind
 
 #: ORT quantizer settings, the same as ``compress.quantize.QuantConfig()``'s defaults.
@@ -130,7 +134,8 @@ class Sample:
     kernel_ms: float
     wall_ms: float
     ort_ops: list[str] = field(default_factory=list)
-    #: "kernel": a replicated single-kernel model; "chain": one kernel of a random network
+    #: "kernel": a replicated single-kernel model; "chain": one kernel of a random network;
+    #: "network": one kernel of a whole network given to :func:`calibrate` as ``networks``
     source: str = "kernel"
 
 
@@ -151,6 +156,9 @@ class CalibrationResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
     #: per random network: kernels, extra graph inputs, wall_ms and the sum of its kernel times
     chains: list[dict[str, float]] = field(default_factory=list)
+    #: per whole network (``networks``): its name, kernels, wall_ms, kernel_sum_ms and the
+    #: profiled time attributed to no kernel (unattributed_ms)
+    networks: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": ResultKind.CALIBRATION.value, **asdict(self)}
@@ -1016,6 +1024,57 @@ def measure_chain(
     return out, wall
 
 
+def measure_network(
+    model: onnx.ModelProto,
+    graph: Graph,
+    runs: int = 0,
+    budget_s: float = 2.0,
+    seed: int = 0,
+) -> tuple[list[tuple[Kernel, float]], dict[str, float]]:
+    """Each fp32 kernel of a whole network with its time in context (ms), and a summary.
+
+    ``graph`` is the IR of the same ONNX ``model`` (its layer and tensor names are the ONNX
+    file's); the kernels are :func:`~edgecnn.analysis.latency_predictor.kernels` of it, and
+    every profiled node's fastest time goes to the kernel :func:`attribute_nodes` finds for it.
+    Summary: ``kernels``, ``wall_ms`` (fastest unprofiled run), ``kernel_sum_ms`` and
+    ``unattributed_ms``.
+    """
+    ks = kernels(graph, "fp32")
+    wall, per_node, opt = _time_and_profile(model, runs, budget_s, 20, seed, optimized=True)
+    node_ms = {node: min(v[1:] or v) for node, v in per_node.items()}
+    times, lost = attribute_nodes(graph, ks, node_ms, opt)
+    summary = {
+        "kernels": len(ks),
+        "wall_ms": wall,
+        "kernel_sum_ms": sum(times),
+        "unattributed_ms": lost,
+    }
+    return list(zip(ks, times, strict=True)), summary
+
+
+def export_network(source: str, workdir: Path) -> Path:
+    """A calibration network (a zoo name, a ``module:function`` factory or an ONNX file) as an
+    fp32 ONNX file: the file itself, or the model exported into ``workdir``."""
+    from edgecnn.models.resolve import is_onnx_path, resolve_model
+    from edgecnn.runtime.export import export_onnx
+
+    if is_onnx_path(source):
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"calibration network '{source}' does not exist: give an ONNX file")
+        return path
+    rm = resolve_model(source)
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", source)
+    return export_onnx(rm.module, workdir / f"net-{safe}.onnx", rm.input_shape)
+
+
+def load_network(path: Path) -> tuple[onnx.ModelProto, Graph]:
+    """An fp32 ONNX file and the IR read from it (so that the layer and tensor names agree)."""
+    from edgecnn.models.resolve import load_graph
+
+    return onnx.load(str(path)), load_graph(str(path))
+
+
 # ----------------------------------------------------------------------------- calibration
 
 
@@ -1032,6 +1091,7 @@ def calibrate(
     out: str | Path | None = None,
     on_sample: Callable[[int, int], None] | None = None,
     chains: int = 0,
+    networks: Sequence[str] = (),
 ) -> tuple[Predictor, CalibrationResult]:
     """Sample, measure and fit a predictor for ORT at ``precision`` on this host; save it.
 
@@ -1039,6 +1099,9 @@ def calibrate(
     ``chains``: the number of random networks whose kernels are measured in context, each
     giving 5 to 45 more samples (and the per-kernel overhead): two in three are CNNs
     (:func:`sample_chain`), one in three transformer-like (:func:`sample_token_chain`).
+    ``networks``: whole networks (zoo names, factories or ONNX files) whose kernels are
+    measured in context too (:func:`measure_network`; fp32 only, ignored for int8: ORT's
+    quantizer renames the tensors the attribution follows). They are *used in calibration*.
     ``out``: the predictor file (default :func:`~edgecnn.analysis.latency_predictor.default_path`).
     ``on_sample(i, n)`` reports progress (single kernels and networks).
     """
@@ -1056,12 +1119,16 @@ def calibrate(
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     plan = samples_per_type(samples)
-    n_total = sum(plan.values()) + chains
+    nets = list(networks) if precision == "fp32" else []
+    n_total = sum(plan.values()) + chains + len(nets)
     measured: list[Sample] = []
     chain_rows: list[dict[str, float]] = []
+    network_rows: list[dict[str, Any]] = []
     i = 0
     with tempfile.TemporaryDirectory(prefix="edgecnn-cal-") as d:
         work = Path(d)
+        # exported first: a network that does not resolve fails before minutes of sampling
+        net_files = [export_network(source, work) for source in nets]
         per_inference, per_kernel = measure_overheads(precision, work)
         for kind, n in plan.items():
             for _ in range(n):
@@ -1097,6 +1164,16 @@ def calibrate(
             i += 1
             if on_sample is not None:
                 on_sample(i, n_total)
+        for source, path in zip(nets, net_files, strict=True):
+            model, graph = load_network(path)
+            timed, summary = measure_network(model, graph, seed=i)
+            for k, ms in timed:
+                if ms > 0:
+                    measured.append(Sample(k.type, {}, k.features, ms, 0.0, [], source="network"))
+            network_rows.append({"network": source, **summary})
+            i += 1
+            if on_sample is not None:
+                on_sample(i, n_total)
     # per_kernel_ms stays the ReLU chain's: the random networks' own estimate (kept in meta)
     # adds the costs of their extra graph inputs and of nodes named after no kernel, and
     # over-predicted the zoo's many-kernel models by up to 2x (ShuffleNet v2 x0.5: a ReLU-chain
@@ -1122,6 +1199,7 @@ def calibrate(
             "onnxruntime": ort.__version__,
             "samples": len(measured),
             "chains": chains,
+            "networks": nets,
             "chain_per_kernel_ms": chain_per_kernel,
             "seed": seed,
             "created_unix_s": time.time(),
@@ -1148,6 +1226,7 @@ def calibrate(
         },
         rows=[asdict(s) for s in measured],
         chains=chain_rows,
+        networks=network_rows,
     )
 
 
@@ -1183,6 +1262,28 @@ OVERHEAD_CHAIN_MAX_MS = 5.0
 #: one: in a network it reads the activations its producer just wrote and weights that other
 #: kernels evicted, as in the zoo; replicated single kernels only approximate that.
 CHAIN_SAMPLE_WEIGHT = 4.0
+#: Whole networks ``edgecnn calibrate`` measures by default (fp32), one small member of each
+#: torchvision family whose kernels the sampled shapes miss in context (SE blocks, channel
+#: shuffles, group convs, dense concats, attention, ConvNeXt's 7x7 depthwise + layer norm).
+#: They are used in calibration, so the predictor's benchmark leaves them out of its scores.
+DEFAULT_NETWORKS: tuple[str, ...] = (
+    "mobilenet_v3_small",
+    "shufflenet_v2_x0_5",
+    "regnet_x_400mf",
+    "regnet_y_400mf",
+    "efficientnet_b0",
+    "mnasnet0_5",
+    "squeezenet1_1",
+    "resnet18",
+    "densenet121",
+    "googlenet",
+    "convnext_tiny",
+    "swin_t",
+    "vit_b_32",
+    "maxvit_t",
+)
+#: Sample sources measured inside a network (random or whole), weighted by the chain weight.
+IN_CONTEXT = frozenset({"chain", "network"})
 
 
 def fit_models(
@@ -1197,7 +1298,7 @@ def fit_models(
             continue
         x = np.array([[s.features[f] for f in feats] for s in rows])
         y = np.array([s.kernel_ms for s in rows])
-        w = np.array([chain_weight if s.source == "chain" else 1.0 for s in rows])
+        w = np.array([chain_weight if s.source in IN_CONTEXT else 1.0 for s in rows])
         models[kind] = fit_type_model(feats, x, y, weights=w)
     return models
 
@@ -1221,6 +1322,6 @@ def fit_corrections(
         x = np.array([correction_features(model.features, s.features, precision) for s in rows])
         linear = np.array([max(model.predict(s.features), 1e-6) for s in rows])
         y = np.log(np.array([s.kernel_ms for s in rows]) / linear)
-        w = np.array([chain_weight if s.source == "chain" else 1.0 for s in rows])
+        w = np.array([chain_weight if s.source in IN_CONTEXT else 1.0 for s in rows])
         out[kind] = fit_correction(x, y, w, seed=seed)
     return out
