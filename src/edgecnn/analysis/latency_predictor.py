@@ -34,7 +34,7 @@ import numpy as np
 from edgecnn.analysis.fusion import fused_groups
 from edgecnn.analysis.latency_correction import Correction, correction_features
 from edgecnn.errors import EdgecnnError
-from edgecnn.graph.ir import ALIAS_KINDS, PRECISION_BYTES, Graph, Layer, OpKind
+from edgecnn.graph.ir import ALIAS_KINDS, PRECISION_BYTES, STATIC_MIN_ATTR, Graph, Layer, OpKind
 
 FORMAT = "edgecnn-latency-predictor"
 FORMAT_VERSION = 2
@@ -89,8 +89,8 @@ FEATURES: dict[str, tuple[str, ...]] = {
     "mul": ("in_bytes", "out_bytes", "broadcast_bytes"),
     "activation": ("cheap_bytes", "hswish_bytes", "other_bytes"),
     "concat": ("in_bytes", "out_bytes"),
-    "matmul": ("macs", "in_bytes", "out_bytes", "gemms"),
-    "softmax": ("in_bytes", "out_bytes"),
+    "matmul": ("macs", "in_bytes", "out_bytes", "gemms", "masked_macs"),
+    "softmax": ("in_bytes", "out_bytes", "masked_bytes"),
     "norm": ("in_bytes", "out_bytes"),
     "memory": ("in_bytes", "out_bytes"),
     "bn": ("in_bytes", "out_bytes", "act_bytes"),
@@ -249,9 +249,10 @@ def _layer_kernel(layer: Layer, precision: str) -> tuple[str, dict[str, float]]:
             # independent GEMM problems (batch x heads x windows): MLAS pays a fixed cost per
             # problem, which dominates attention's many small ones (Swin: 192 of 49x32x49)
             "gemms": float(math.prod(outs[0][:-2]) if len(outs[0]) > 2 else 1),
+            "masked_macs": 0.0,  # set by _mark_denormal_masks
         }
     if op is OpKind.SOFTMAX:
-        return "softmax", {"in_bytes": in_b, "out_bytes": out_b}
+        return "softmax", {"in_bytes": in_b, "out_bytes": out_b, "masked_bytes": 0.0}
     if op in (OpKind.LAYERNORM, OpKind.GROUPNORM, OpKind.INSTANCENORM):
         return "norm", {"in_bytes": in_b, "out_bytes": out_b}
     return "memory", {"in_bytes": in_b, "out_bytes": out_b}
@@ -373,7 +374,52 @@ def kernels(graph: Graph, precision: str = "fp32") -> list[Kernel]:
                 out.append(Kernel(act_l.name, kind, [m.name for m in g.layers[1:]], f))
                 continue
         out.append(Kernel(a.name, kind, names, f))
+    _mark_denormal_masks(graph, out)
     return out
+
+
+#: A finite additive mask ``v`` before a softmax with ``exp(v)`` a denormal float32 (between
+#: 2^-149 and 2^-126: -103.28 < v < -87.34). Its masked probabilities (e.g. Swin's -100:
+#: exp(-100) = 3.7e-44) are denormals, which x86 cores handle in microcode: the softmax and
+#: the product reading its output run many times slower (swin_t: 4.0 ms against 0.26 ms for
+#: the same product unmasked). A mask of -inf or -1e4 gives exact zeros and costs nothing.
+DENORMAL_MASK_RANGE = (-103.28, -87.34)
+
+
+def _mark_denormal_masks(graph: Graph, ks: list[Kernel]) -> None:
+    """Set ``masked_bytes`` of the softmax kernels whose input adds a denormal-range mask
+    (:data:`DENORMAL_MASK_RANGE`, from the layer's ``static_min``) and ``masked_macs`` of the
+    matmul kernels reading their output (through alias layers)."""
+    producer = {t.name: layer for layer in graph.layers for t in layer.outputs}
+
+    def source(tensor: str) -> Layer | None:
+        layer = producer.get(tensor)
+        for _ in range(16):  # through reshapes, dropouts and other aliases
+            if layer is None or layer.op not in ALIAS_KINDS or not layer.inputs:
+                break
+            layer = producer.get(layer.inputs[0].name)
+        return layer
+
+    lo, hi = DENORMAL_MASK_RANGE
+    masked: set[str] = set()
+    for layer in graph.layers:
+        if layer.op is not OpKind.SOFTMAX or not layer.inputs:
+            continue
+        src = source(layer.inputs[0].name)
+        v = src.attr(STATIC_MIN_ATTR) if src is not None else None
+        if v is not None and lo < float(v) < hi:
+            masked.add(layer.name)
+    if not masked:
+        return
+    layers = {layer.name: layer for layer in graph.layers}
+    for k in ks:
+        if k.type == "softmax" and k.name in masked:
+            k.features["masked_bytes"] = k.features["out_bytes"]
+        elif k.type == "matmul":
+            anchor = layers.get(k.name)
+            reads = anchor.inputs if anchor is not None else []
+            if any((s := source(t.name)) is not None and s.name in masked for t in reads):
+                k.features["masked_macs"] = k.features["macs"]
 
 
 # ----------------------------------------------------------------------------- the model

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import ModelLoadError, ShapeError
-from edgecnn.graph.ir import Graph, Layer, OpKind, TensorInfo, check_input_shape
+from edgecnn.graph.ir import STATIC_MIN_ATTR, Graph, Layer, OpKind, TensorInfo, check_input_shape
 
 _KIND: dict[str, tuple[OpKind, str | None]] = {
     "Conv": (OpKind.CONV, None),
@@ -376,6 +376,7 @@ def _build(model: Any, shapes: dict, name: str) -> Graph:
         shapes=shapes,
         static={i.name for i in g.initializer},
         origin={k: {k} for k in param_numel},
+        initializers={t.name: t for t in g.initializer},
     )
     skip, gated = _gated_activations(g)
     layers: list[Layer] = []
@@ -411,12 +412,24 @@ class _BuildState:
     shapes: dict
     static: set[str]
     origin: dict[str, set[str]]
+    #: static float tensor -> its smallest value (initializers and Constant nodes, exact, read
+    #: on first use from ``initializers``; carried through the static nodes computed from them
+    #: as the smallest of their inputs')
+    static_min: dict[str, float | None] = field(default_factory=dict)
+    initializers: dict[str, Any] = field(default_factory=dict)
     attributed: set[str] = field(default_factory=set)
     used_names: dict[str, int] = field(default_factory=dict)
 
     def info(self, tensor: str) -> TensorInfo:
         shape, elem = self.shapes.get(tensor, (None, 1))
         return TensorInfo(tensor, shape or (), _ELEM_DTYPE.get(elem, "float32"))
+
+    def min_of(self, tensor: str) -> float | None:
+        """The smallest value of a static float tensor, if known (see ``static_min``)."""
+        if tensor not in self.static_min:
+            t = self.initializers.get(tensor)
+            self.static_min[tensor] = _float_min(t) if t is not None else None
+        return self.static_min[tensor]
 
     def unique_name(self, name: str) -> str:
         k = self.used_names.get(name, 0)
@@ -514,12 +527,35 @@ def _propagate_static(node: Any, kind: OpKind, ins: list[str], st: _BuildState) 
     if kind is not OpKind.CONSTANT and any(i not in st.static for i in ins):
         return False
     derived = set().union(*(st.origin.get(i, set()) for i in ins))
+    lows = [v for i in ins if (v := st.min_of(i)) is not None]
+    if kind is OpKind.CONSTANT:
+        value = next((a.t for a in node.attribute if a.name == "value"), None)
+        low = _float_min(value) if value is not None else None
+        lows += [low] if low is not None else []
     for o in node.output:
         if o:
             st.static.add(o)
             if derived:
                 st.origin[o] = derived
+            if lows:
+                st.static_min[o] = min(lows)
     return True
+
+
+#: Largest float tensor whose values :func:`_float_min` reads (masks, tables; not weights).
+STATIC_MIN_MAX_ELEMS = 1 << 22
+
+
+def _float_min(t: Any) -> float | None:
+    """The smallest value of a float ``TensorProto`` (None for other types, empty or huge)."""
+    from onnx import TensorProto, numpy_helper
+
+    if t.data_type not in (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE):
+        return None
+    n = math.prod(t.dims)
+    if n == 0 or n > STATIC_MIN_MAX_ELEMS:
+        return None
+    return float(numpy_helper.to_array(t).min())
 
 
 def _require_output_shapes(node: Any, idx: int, shapes: dict) -> None:
@@ -563,10 +599,18 @@ def _node_layer(
         inputs=[st.info(i) for i in ins if i not in static],
         outputs=[st.info(o) for o in node.output if o][: None if kind is OpKind.SPLIT else 1],
         params=params,
-        attrs=_layer_attrs(kind, fn, node, _attrs(node), ins, shapes, params),
+        attrs=_layer_attrs(kind, fn, node, _attrs(node), ins, shapes, params)
+        | (_static_min_attr(ins, st) if kind is OpKind.ELEMENTWISE else {}),
         source_op=node.op_type if standard else f"{node.domain}.{node.op_type}",
         param_count=sum(param_numel[i] for i in fresh),
     )
+
+
+def _static_min_attr(ins: list[str], st: _BuildState) -> dict[str, float]:
+    """``{"static_min": v}`` for a layer reading static float operands (v: their smallest
+    value, see :data:`edgecnn.graph.ir.STATIC_MIN_ATTR`), else nothing."""
+    lows = [v for i in ins if i in st.static and (v := st.min_of(i)) is not None]
+    return {STATIC_MIN_ATTR: min(lows)} if lows else {}
 
 
 def _gated_activations(g: Any) -> tuple[set[int], dict[int, tuple[str, str]]]:

@@ -32,7 +32,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from edgecnn.errors import ModelLoadError, ShapeError
-from edgecnn.graph.ir import Graph, Layer, OpKind, TensorInfo, check_input_shape
+from edgecnn.graph.ir import STATIC_MIN_ATTR, Graph, Layer, OpKind, TensorInfo, check_input_shape
 
 DEFAULT_INPUT_SHAPE: tuple[int, ...] = (1, 3, 224, 224)
 
@@ -242,6 +242,19 @@ def _pair(v: Any, n: int = 2) -> tuple[int, ...]:
     return (int(v),) * n
 
 
+#: Ops that write a scalar into a tensor: on static tensors, their scalars are remembered.
+_FILLS = frozenset(
+    {"full", "full_like", "new_full", "fill", "fill_", "masked_fill", "masked_fill_", "where"}
+    | {"scalar_tensor"}
+)
+
+
+def _scalars(args: tuple, kwargs: dict) -> list[float]:
+    """The top-level numeric (not bool) arguments of an op call, as floats."""
+    vals = [*args, *kwargs.values()]
+    return [float(v) for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
 class _Recorder(TorchDispatchMode):
     """Records ATen ops on meta tensors into :class:`Layer` s."""
 
@@ -256,6 +269,8 @@ class _Recorder(TorchDispatchMode):
             int, frozenset[int]
         ] = {}  # static tensor -> ids of the parameters it derives from
         self.param_numel: dict[int, int] = {}
+        #: static tensor -> the smallest scalar written into it on the way (STATIC_MIN_ATTR)
+        self.fill_min: dict[int, float] = {}
         self.attributed: set[int] = set()
         self.name_counts: dict[str, int] = {}
         self.unknown: list[str] = []
@@ -309,11 +324,16 @@ class _Recorder(TorchDispatchMode):
 
         if packet in _CREATION or not dynamic:
             derived = frozenset().union(*(self.origin.get(id(a), frozenset()) for a in tensor_args))
+            lows = [self.fill_min[id(a)] for a in tensor_args if id(a) in self.fill_min]
+            if packet in _FILLS:
+                lows += _scalars(args, kwargs)
             for o in out_tensors:
                 self.static.add(id(o))
                 self.keep.append(o)
                 if derived:
                     self.origin[id(o)] = derived
+                if lows:
+                    self.fill_min[id(o)] = min(lows)
             return
         if packet in _IDENTITY_VIEWS or getattr(func, "is_view", False):
             src = self._name(dynamic[0])
@@ -322,6 +342,10 @@ class _Recorder(TorchDispatchMode):
             return
 
         kind, attrs = classify(packet, args, self.static)
+        if kind is OpKind.ELEMENTWISE:
+            lows = [self.fill_min[id(a)] for a in tensor_args if id(a) in self.fill_min]
+            if lows:
+                attrs[STATIC_MIN_ATTR] = min(lows)
         if kind is OpKind.DROPOUT:
             for o in out_tensors:
                 self._set_name(o, self._name(dynamic[0]))

@@ -72,6 +72,15 @@ DTYPE_BYTES: dict[str, int] = {
 PRECISION_BYTES: dict[str, int] = {"fp32": 4, "fp16": 2, "int8": 1}
 
 
+#: Layer attribute: the smallest value in an elementwise layer's static (constant) float
+#: operands, where a frontend knows it. ONNX: exact, from the initializers and ``Constant``
+#: nodes. PyTorch (meta tensors, no values): the smallest scalar written into them on the way
+#: (``full``, ``fill_``, ``masked_fill``), e.g. Swin's -100 attention mask. Read by the latency
+#: predictor: a finite mask so negative that exp() of it is a denormal float slows the
+#: softmax and the product after it.
+STATIC_MIN_ATTR = "static_min"
+
+
 class OpKind(str, Enum):
     """Canonical operator kinds. The value is the name shown in reports and JSON."""
 

@@ -320,6 +320,7 @@ def features_of(cfg: dict[str, Any], precision: str) -> tuple[str, dict[str, flo
             "in_bytes": float((b * m * k + b * k * nn_) * bpe),
             "out_bytes": float(b * m * nn_ * bpe),
             "gemms": float(b),
+            "masked_macs": 0.0,  # the sampled products read no denormal-masked softmax
         }
     n = math.prod(cfg["shape"]) if "shape" in cfg else cfg["c"] * cfg["hw"] ** 2
     if t == "gpool":
@@ -347,6 +348,8 @@ def features_of(cfg: dict[str, Any], precision: str) -> tuple[str, dict[str, flo
         return t, f
     if t == "concat":
         return t, {"in_bytes": float(n * cfg["n"] * bpe), "out_bytes": float(n * cfg["n"] * bpe)}
+    if t == "softmax":
+        return t, {"in_bytes": float(n * bpe), "out_bytes": float(n * bpe), "masked_bytes": 0.0}
     return t, {"in_bytes": float(n * bpe), "out_bytes": float(n * bpe)}
 
 
@@ -1030,16 +1033,18 @@ def measure_network(
     runs: int = 0,
     budget_s: float = 2.0,
     seed: int = 0,
+    precision: str = "fp32",
 ) -> tuple[list[tuple[Kernel, float]], dict[str, float]]:
-    """Each fp32 kernel of a whole network with its time in context (ms), and a summary.
+    """Each kernel of a whole network with its time in context (ms), and a summary.
 
-    ``graph`` is the IR of the same ONNX ``model`` (its layer and tensor names are the ONNX
-    file's); the kernels are :func:`~edgecnn.analysis.latency_predictor.kernels` of it, and
+    ``graph`` is the IR of the fp32 ONNX file ``model`` was made from (``model`` itself, or
+    for int8 its QDQ quantization by :func:`quantize_network`, which keeps the names); the
+    kernels are :func:`~edgecnn.analysis.latency_predictor.kernels` of it at ``precision``, and
     every profiled node's fastest time goes to the kernel :func:`attribute_nodes` finds for it.
     Summary: ``kernels``, ``wall_ms`` (fastest unprofiled run), ``kernel_sum_ms`` and
     ``unattributed_ms``.
     """
-    ks = kernels(graph, "fp32")
+    ks = kernels(graph, precision)
     wall, per_node, opt = _time_and_profile(model, runs, budget_s, 20, seed, optimized=True)
     node_ms = {node: min(v[1:] or v) for node, v in per_node.items()}
     times, lost = attribute_nodes(graph, ks, node_ms, opt)
@@ -1066,6 +1071,15 @@ def export_network(source: str, workdir: Path) -> Path:
     rm = resolve_model(source)
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", source)
     return export_onnx(rm.module, workdir / f"net-{safe}.onnx", rm.input_shape)
+
+
+def quantize_network(model: onnx.ModelProto, workdir: Path) -> onnx.ModelProto:
+    """A calibration network's static QDQ INT8 (:data:`INT8_SETTINGS`), after the graph edits
+    the pipeline's quantizer makes (:func:`~edgecnn.runtime.onnx_prep.prepare_for_quantization`),
+    with the exporter's names kept so that its nodes lead back to the fp32 IR."""
+    from edgecnn.runtime.onnx_prep import prepare_for_quantization
+
+    return quantize_model(prepare_for_quantization(model), workdir)
 
 
 def load_network(path: Path) -> tuple[onnx.ModelProto, Graph]:
@@ -1166,7 +1180,9 @@ def calibrate(
                 on_sample(i, n_total)
         for source, path in zip(nets, net_files, strict=True):
             model, graph = load_network(path)
-            timed, summary = measure_network(model, graph, seed=i)
+            if precision == "int8":
+                model = quantize_network(model, work)
+            timed, summary = measure_network(model, graph, seed=i, precision=precision)
             for k, ms in timed:
                 if ms > 0:
                     measured.append(Sample(k.type, {}, k.features, ms, 0.0, [], source="network"))
