@@ -1037,8 +1037,7 @@ def measure_network(
 ) -> tuple[list[tuple[Kernel, float]], dict[str, float]]:
     """Each kernel of a whole network with its time in context (ms), and a summary.
 
-    ``graph`` is the IR of the fp32 ONNX file ``model`` was made from (``model`` itself, or
-    for int8 its QDQ quantization by :func:`quantize_network`, which keeps the names); the
+    ``graph`` is the IR of the same ONNX ``model`` (its layer and tensor names are the file's); the
     kernels are :func:`~edgecnn.analysis.latency_predictor.kernels` of it at ``precision``, and
     every profiled node's fastest time goes to the kernel :func:`attribute_nodes` finds for it.
     Summary: ``kernels``, ``wall_ms`` (fastest unprofiled run), ``kernel_sum_ms`` and
@@ -1071,15 +1070,6 @@ def export_network(source: str, workdir: Path) -> Path:
     rm = resolve_model(source)
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", source)
     return export_onnx(rm.module, workdir / f"net-{safe}.onnx", rm.input_shape)
-
-
-def quantize_network(model: onnx.ModelProto, workdir: Path) -> onnx.ModelProto:
-    """A calibration network's static QDQ INT8 (:data:`INT8_SETTINGS`), after the graph edits
-    the pipeline's quantizer makes (:func:`~edgecnn.runtime.onnx_prep.prepare_for_quantization`),
-    with the exporter's names kept so that its nodes lead back to the fp32 IR."""
-    from edgecnn.runtime.onnx_prep import prepare_for_quantization
-
-    return quantize_model(prepare_for_quantization(model), workdir)
 
 
 def load_network(path: Path) -> tuple[onnx.ModelProto, Graph]:
@@ -1180,8 +1170,6 @@ def calibrate(
                 on_sample(i, n_total)
         for source, path in zip(nets, net_files, strict=True):
             model, graph = load_network(path)
-            if precision == "int8":
-                model = quantize_network(model, work)
             timed, summary = measure_network(model, graph, seed=i, precision=precision)
             for k, ms in timed:
                 if ms > 0:
