@@ -15,8 +15,9 @@ counts) and reports how often the two passes agree within +-10%: the noise floor
 score. ``--rescore FILE`` predicts a previous run's models again with another predictor,
 against the same measurements.
 
-Calibration derives no shape from any zoo model (parametric ranges and random networks
-only), so no model is excluded for having been used in calibration.
+Calibration samples single kernels from parametric ranges, random networks and the whole
+``--networks`` (default: the CLI's ``DEFAULT_NETWORKS``, fp32 and int8 alike); those networks
+count as used in calibration and are left out of the scores (``excluded_used_in_calibration``).
 
 Run on one core:  taskset -c 1 python benchmarks/bench_predictor.py --precision fp32 --reuse
 """
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         "--networks",
         nargs="*",
         default=list(DEFAULT_NETWORKS),
-        help="zoo models whose kernels are calibration samples too (fp32; default: the CLI's"
+        help="zoo models whose kernels are calibration samples too (default: the CLI's"
         " DEFAULT_NETWORKS; none: give the option alone); left out of the scores",
     )
     ap.add_argument("--reuse", action="store_true", help="reuse the cached predictor")

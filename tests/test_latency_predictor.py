@@ -370,3 +370,49 @@ def test_int8_float_island_pays_its_own_conversions(tmp_path):
     _, _, ops = measure_kernel(quantize_model(build_model(conv), tmp_path), runs=3)
     assert "QLinearConv" in ops
     assert "DequantizeLinear" not in ops and "QuantizeLinear" not in ops
+
+
+class ScaledAttention(nn.Module):
+    """Attention scores two ways: ``(q * s) @ k^T`` (ORT folds the scale and the transpose
+    into one FusedMatMul) and a scaled tensor that a second op also reads (not foldable)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k = x, x + 1.0
+        a = torch.softmax((q * 0.125) @ k.transpose(-2, -1), dim=-1)
+        r = x * 0.5  # read by the matmul and by the add: ORT keeps the Mul
+        b = r @ x.transpose(-2, -1).contiguous().transpose(-2, -1).transpose(-2, -1)
+        s = x * 0.25  # read by two matmuls only: folded into both, the Mul dropped
+        c = s @ x.transpose(-2, -1)
+        return a @ x + b @ r + r.sum() + (c @ s) * 2.0
+
+
+def test_scale_and_transpose_fold_into_the_matmul_as_ort_does(tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    from edgecnn.models.resolve import load_graph
+    from edgecnn.runtime.export import export_onnx
+
+    path = export_onnx(ScaledAttention().eval(), tmp_path / "a.onnx", (1, 4, 16, 8))
+    graph = load_graph(str(path))
+    layers = {layer.name: layer for layer in graph.layers}
+    # the reference: what ORT's optimizer leaves of the graph
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    opt = onnx.load(str(tmp_path / "opt.onnx"))
+    kept = {n.name for n in opt.graph.node}
+    fused = [n for n in opt.graph.node if n.op_type == "FusedMatMul"]
+    assert fused  # the test means something
+    ks = kernels(graph, "fp32")
+    in_kernel = {name for k in ks for name in k.layers if name != k.name}
+    for name, layer in layers.items():
+        if layer.op.name in ("ELEMENTWISE", "TRANSPOSE") and layer.attr("fn") != "add":
+            # a scale or transpose is a kernel of its own exactly when ORT kept its node
+            own = any(k.name == name for k in ks)
+            assert own == (name in kept), name
+            assert own != (name in in_kernel), name
+    # fp32 only: the int8 graph keeps its quantized Mul
+    ks8 = kernels(graph, "int8")
+    assert len(ks8) > len(ks)

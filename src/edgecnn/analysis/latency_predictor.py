@@ -47,6 +47,11 @@ PRECISIONS = ("fp32", "int8")
 CHEAP_ACTIVATIONS = frozenset({"relu", "relu6", "clip", "leaky_relu", "hardtanh"})
 #: Activations ORT runs as a separate pass over the output (or a fused but costly one).
 HSWISH_ACTIVATIONS = frozenset({"hardswish", "hardsigmoid"})
+#: Sigmoid and SiLU (x * sigmoid(x)): fp32 ORT fuses SiLU into the conv as ``QuickGelu``, int8
+#: runs them as integer lookup-table kernels (``QLinearSigmoid`` + ``QLinearMul``); the rest
+#: ("other": GELU, tanh, ...) stays a float pass, in int8 between a dequantize and a quantize,
+#: several times dearer per byte (EfficientNet's SiLU and MaxViT's GELU, int8).
+SIGMOID_ACTIVATIONS = frozenset({"sigmoid", "silu", "swish"})
 
 #: Feature names of each kernel type, in the order of the fitted coefficients.
 FEATURES: dict[str, tuple[str, ...]] = {
@@ -61,6 +66,7 @@ FEATURES: dict[str, tuple[str, ...]] = {
         "sum_bytes",
         "act_cheap_bytes",
         "act_hswish_bytes",
+        "act_sigmoid_bytes",
         "act_other_bytes",
     ),
     "dwconv": (
@@ -71,6 +77,7 @@ FEATURES: dict[str, tuple[str, ...]] = {
         "weight_bytes",
         "act_cheap_bytes",
         "act_hswish_bytes",
+        "act_sigmoid_bytes",
         "act_other_bytes",
     ),
     "gconv": (
@@ -87,7 +94,7 @@ FEATURES: dict[str, tuple[str, ...]] = {
     "gpool": ("in_bytes", "out_bytes"),
     "add": ("in_bytes", "out_bytes"),
     "mul": ("in_bytes", "out_bytes", "broadcast_bytes"),
-    "activation": ("cheap_bytes", "hswish_bytes", "other_bytes"),
+    "activation": ("cheap_bytes", "hswish_bytes", "sigmoid_bytes", "other_bytes"),
     "concat": ("in_bytes", "out_bytes"),
     "matmul": ("macs", "in_bytes", "out_bytes", "gemms", "masked_macs"),
     "softmax": ("in_bytes", "out_bytes", "masked_bytes"),
@@ -135,6 +142,8 @@ def _act_class(fn: str | None) -> str | None:
         return "cheap"
     if fn in HSWISH_ACTIVATIONS:
         return "hswish"
+    if fn in SIGMOID_ACTIVATIONS:
+        return "sigmoid"
     return "other"
 
 
@@ -176,6 +185,7 @@ def conv_features(
         "macs_strided": float(macs if strided else 0),
         "act_cheap_bytes": float(out_bytes if cls == "cheap" else 0),
         "act_hswish_bytes": float(out_bytes if cls == "hswish" else 0),
+        "act_sigmoid_bytes": float(out_bytes if cls == "sigmoid" else 0),
         "act_other_bytes": float(out_bytes if cls == "other" else 0),
     }
     if groups == 1:
@@ -233,7 +243,7 @@ def _layer_kernel(layer: Layer, precision: str) -> tuple[str, dict[str, float]]:
         return "add", {"in_bytes": in_b, "out_bytes": out_b}
     if op is OpKind.ACTIVATION:
         cls = _act_class(layer.attr("fn")) or "other"
-        f = {"cheap_bytes": 0.0, "hswish_bytes": 0.0, "other_bytes": 0.0}
+        f = dict.fromkeys(FEATURES["activation"], 0.0)
         f[f"{cls}_bytes"] = out_b
         return "activation", f
     if op is OpKind.CONCAT:
@@ -374,8 +384,91 @@ def kernels(graph: Graph, precision: str = "fp32") -> list[Kernel]:
                 out.append(Kernel(act_l.name, kind, [m.name for m in g.layers[1:]], f))
                 continue
         out.append(Kernel(a.name, kind, names, f))
+    if precision == "fp32":
+        out = _fuse_into_matmuls(graph, out)
     _mark_denormal_masks(graph, out)
     return out
+
+
+def _is_scalar_scale(layer: Layer) -> bool:
+    """A multiply by a constant scalar, or a division by one (``x / s``, not ``s / x``)."""
+    if layer.op is not OpKind.ELEMENTWISE or layer.attr("fn") not in ("mul", "div"):
+        return False
+    if len(layer.inputs) != 1 or (layer.attr("fn") == "div" and "div_in0" in layer.params):
+        return False
+    return all(math.prod(s) <= 1 for s in layer.params.values())
+
+
+def _swaps_last_two(layer: Layer) -> bool:
+    perm = layer.attr("perm")
+    if layer.op is not OpKind.TRANSPOSE or perm is None or len(perm) < 2:
+        return False
+    n = len(perm)
+    return tuple(perm) == (*range(n - 2), n - 1, n - 2)
+
+
+#: Producers through which ORT's transpose optimizer pushes or merges a transpose before the
+#: matmul fusions run: a transpose after a gather of a transposed tensor (Swin's ``k`` of
+#: ``qkv.permute(2, 0, 3, 1, 4)[1]``) is merged into one that no longer swaps the last two axes,
+#: and ORT keeps it as a kernel.
+MERGED_TRANSPOSE_SOURCES = frozenset({OpKind.SLICE, OpKind.TRANSPOSE})
+
+
+def _is_plain_matmul(layer: Layer) -> bool:
+    """A two-input MatMul (ONNX ``MatMul``, torch ``matmul``/``bmm``), not an ``Einsum``:
+    ORT's matmul fusions do not touch Einsum (MaxViT's attention)."""
+    return layer.op is OpKind.MATMUL and "einsum" not in (layer.source_op or "").lower()
+
+
+def _fuse_into_matmuls(graph: Graph, ks: list[Kernel]) -> list[Kernel]:
+    """ORT's fp32 ``FusedMatMul`` (MatMulScaleFusion, MatmulTransposeFusion): a multiply by a
+    constant scalar on either input or on the output of a two-input MatMul, and a transpose of
+    an input's last two axes (an attention's ``K^T``), become the matmul's ``alpha`` and
+    ``transA``/``transB`` and run no kernel of their own. ORT folds a scale or transpose into
+    every matmul that reads it and drops its node when only matmuls read it (a test checks
+    this against ORT's optimized graph); an output scale folds when it alone reads the
+    matmul's output; a transpose read by a folded scale folds too (ViT's ``k^T * s``), one
+    after a gather or transpose does not (:data:`MERGED_TRANSPOSE_SOURCES`). The folded
+    layer is listed in the matmul's kernel."""
+    layers = {layer.name: layer for layer in graph.layers}
+    readers: dict[str, list[Layer]] = {}
+    for layer in graph.layers:
+        for t in layer.inputs:
+            readers.setdefault(t.name, []).append(layer)
+    producer = {t.name: layer for layer in graph.layers for t in layer.outputs}
+    index = {k.name: i for i, k in enumerate(ks)}
+    into: dict[int, int] = {}  # fused kernel -> matmul kernel
+    folded: dict[str, Layer] = {}  # a folded scale -> the matmul it went into
+    for kind in ("scale", "transpose"):  # scales first: a K^T read by a scale then folds too
+        for i, k in enumerate(ks):
+            layer = layers.get(k.name)
+            if layer is None or k.layers != [k.name] or not layer.outputs or not layer.inputs:
+                continue
+            if not (_is_scalar_scale(layer) if kind == "scale" else _swaps_last_two(layer)):
+                continue
+            src = producer.get(layer.inputs[0].name)
+            if kind == "transpose" and src is not None and src.op in MERGED_TRANSPOSE_SOURCES:
+                continue  # ORT's transpose optimizer first merges it with one upstream
+            rs = [folded.get(r.name, r) for r in readers.get(layer.outputs[0].name, [])]
+            target = None
+            if rs and all(_is_plain_matmul(r) for r in rs):
+                target = rs[0]  # ORT folds it into every matmul reading it, drops the node
+            elif kind == "scale":
+                if (
+                    src is not None
+                    and _is_plain_matmul(src)
+                    and len(readers[src.outputs[0].name]) == 1
+                ):
+                    target = src
+            j = index.get(target.name) if target is not None else None
+            if j is not None and ks[j].type == "matmul":
+                into[i] = j
+                folded[layer.name] = target
+    if not into:
+        return ks
+    for i, j in into.items():
+        ks[j].layers.extend(ks[i].layers)
+    return [k for i, k in enumerate(ks) if i not in into]
 
 
 #: A finite additive mask ``v`` before a softmax with ``exp(v)`` a denormal float32 (between

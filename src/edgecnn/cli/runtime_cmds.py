@@ -350,9 +350,9 @@ def calibrate(
         "default",
         "--networks",
         help="Comma-separated models (zoo names, module:function factories or ONNX files) whose "
-        "kernels are also measured inside the whole network (fp32 only); they count as used in "
-        "calibration. 'default': one small torchvision model per family (DEFAULT_NETWORKS); "
-        "'none': no network.",
+        "kernels are also measured inside the whole network (int8: quantized like the "
+        "kernels); they count as used in calibration. 'default': one small torchvision model "
+        "per family (DEFAULT_NETWORKS); 'none': no network.",
     ),
     out: Path = typer.Option(
         None,

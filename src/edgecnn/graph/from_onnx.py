@@ -720,4 +720,6 @@ def _layer_attrs(
             out["stride"] = tuple(attrs.get("strides") or (1,) * len(kernel))
             out["padding"] = tuple(attrs.get("pads") or (0,) * (2 * len(kernel)))
             out["mode"] = "max" if kind is OpKind.MAXPOOL else "avg"
+    elif node.op_type == "Transpose" and "perm" in attrs:
+        out["perm"] = tuple(int(p) for p in attrs["perm"])
     return out

@@ -79,6 +79,7 @@ from edgecnn.analysis.latency_predictor import (
 from edgecnn.errors import ConfigError
 from edgecnn.graph.ir import Graph
 from edgecnn.runtime.network_samples import attribute_nodes
+from edgecnn.runtime.onnx_prep import prepare_for_quantization
 from edgecnn.schema import ResultKind
 
 #: ORT quantizer settings, the same as ``compress.quantize.QuantConfig()``'s defaults.
@@ -202,7 +203,10 @@ def _draw(kind: str, rng: np.random.Generator) -> dict[str, Any]:
         if residual:
             cout = cin
         act = str(
-            rng.choice(["none", "relu", "relu6", "hardswish", "silu"], p=[0.3, 0.4, 0.1, 0.1, 0.1])
+            rng.choice(
+                ["none", "relu", "relu6", "hardswish", "silu", "gelu"],
+                p=[0.3, 0.35, 0.1, 0.1, 0.1, 0.05],
+            )
         )
         return dict(
             type=kind, cin=cin, cout=cout, hw=hw, k=k, stride=stride, groups=1, act=act,
@@ -213,7 +217,8 @@ def _draw(kind: str, rng: np.random.Generator) -> dict[str, Any]:
         return dict(
             type=kind, cin=c, cout=c, hw=hw, k=int(rng.choice([3, 3, 5, 7])),
             stride=int(rng.choice([1, 1, 2])), groups=c,
-            act=str(rng.choice(["none", "relu", "relu6", "hardswish", "silu"])), residual=False,
+            act=str(rng.choice(["none", "relu", "relu6", "hardswish", "silu", "gelu"])),
+            residual=False,
         )  # fmt: skip
     if kind == "gconv":
         # group widths of ResNeXt (4-32), RegNetX/Y (8-232) and the like
@@ -343,7 +348,7 @@ def features_of(cfg: dict[str, Any], precision: str) -> tuple[str, dict[str, flo
     if t == "activation":
         from edgecnn.analysis.latency_predictor import _act_class
 
-        f = {"cheap_bytes": 0.0, "hswish_bytes": 0.0, "other_bytes": 0.0}
+        f = dict.fromkeys(FEATURES["activation"], 0.0)
         f[f"{_act_class(cfg['fn'])}_bytes"] = float(n * bpe)
         return t, f
     if t == "concat":
@@ -836,7 +841,8 @@ def _chain_step(kind: str, c: int, hw: int, rng: np.random.Generator) -> dict[st
         cout = c if residual else _channels(rng, hw // stride, lo=8)
         act = str(
             rng.choice(
-                ["none", "relu", "relu6", "hardswish", "silu"], p=[0.3, 0.35, 0.15, 0.1, 0.1]
+                ["none", "relu", "relu6", "hardswish", "silu", "gelu"],
+                p=[0.3, 0.3, 0.15, 0.1, 0.1, 0.05],
             )
         )
         cfg = dict(
@@ -848,7 +854,8 @@ def _chain_step(kind: str, c: int, hw: int, rng: np.random.Generator) -> dict[st
         return dict(
             type=kind, cin=c, cout=c, hw=hw, k=int(rng.choice([3, 3, 5, 7])),
             stride=int(rng.choice([1, 1, 2])) if hw >= 14 else 1, groups=c,
-            act=str(rng.choice(["none", "relu", "relu6", "hardswish", "silu"])), residual=False,
+            act=str(rng.choice(["none", "relu", "relu6", "hardswish", "silu", "gelu"])),
+            residual=False,
         )  # fmt: skip
     if kind == "gconv":
         divs = [g for g in (2, 4, 8, 16, 32, 64) if c % g == 0 and c // g >= 4]
@@ -1104,8 +1111,9 @@ def calibrate(
     giving 5 to 45 more samples (and the per-kernel overhead): two in three are CNNs
     (:func:`sample_chain`), one in three transformer-like (:func:`sample_token_chain`).
     ``networks``: whole networks (zoo names, factories or ONNX files) whose kernels are
-    measured in context too (:func:`measure_network`; fp32 only, ignored for int8: ORT's
-    quantizer renames the tensors the attribution follows). They are *used in calibration*.
+    measured in context too (:func:`measure_network`; for int8 quantized like the single
+    kernels, after :func:`~edgecnn.runtime.onnx_prep.prepare_for_quantization`, which keeps
+    the names the attribution follows). They are *used in calibration*.
     ``out``: the predictor file (default :func:`~edgecnn.analysis.latency_predictor.default_path`).
     ``on_sample(i, n)`` reports progress (single kernels and networks).
     """
@@ -1123,7 +1131,7 @@ def calibrate(
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     plan = samples_per_type(samples)
-    nets = list(networks) if precision == "fp32" else []
+    nets = list(networks)
     n_total = sum(plan.values()) + chains + len(nets)
     measured: list[Sample] = []
     chain_rows: list[dict[str, float]] = []
@@ -1170,6 +1178,8 @@ def calibrate(
                 on_sample(i, n_total)
         for source, path in zip(nets, net_files, strict=True):
             model, graph = load_network(path)
+            if precision == "int8":  # names kept: the attribution follows them (onnx_prep)
+                model = quantize_model(prepare_for_quantization(model), work)
             timed, summary = measure_network(model, graph, seed=i, precision=precision)
             for k, ms in timed:
                 if ms > 0:
@@ -1300,7 +1310,7 @@ def fit_models(
         rows = [s for s in measured if s.type == kind and s.kernel_ms > 0]
         if not rows:
             continue
-        x = np.array([[s.features[f] for f in feats] for s in rows])
+        x = np.array([[s.features.get(f, 0.0) for f in feats] for s in rows])
         y = np.array([s.kernel_ms for s in rows])
         w = np.array([chain_weight if s.source in IN_CONTEXT else 1.0 for s in rows])
         models[kind] = fit_type_model(feats, x, y, weights=w)

@@ -11,23 +11,33 @@ way is *used in calibration*: the predictor's benchmark leaves it out of its sco
 
 Attribution (:func:`attribute_nodes`), per profiled node name:
 
-1. the name, without ORT's ``_nchwc`` / ``_bn_nchwc`` suffix, is an IR layer's name or the name of a tensor a
-   layer writes (ORT names an NCHWc conv after its output tensor);
+0. a ``DequantizeLinear`` ORT kept (INT8) goes to the kernel of the node reading it: the float
+   op it feeds pays it, as in a single-kernel sample;
+1. the name, without ORT's ``_nchwc`` / ``_bn_nchwc`` suffix or the QDQ quantizer's
+   ``_QuantizeLinear`` / ``_DequantizeLinear[_N]`` / ``_quantized`` (:data:`QDQ_SUFFIX`), is an
+   IR layer's name or the name of a tensor a layer writes (ORT names an NCHWc conv after its
+   output tensor, the quantizer a Q/DQ after the tensor it converts);
 2. else a prefix of the name up to a ``/`` is (ORT's fusions append ``/MatMulAddFusion``,
    ``/GatherSliceToSplitFusion``);
 3. else the node's output, then its inputs, in ORT's optimized model are followed through the
    IR's alias layers (reshape, flatten) to the kernel that writes them, or that reads them when
    nothing does (a reorder of the graph input goes to the first kernel);
 4. else the kernel of the ORT node that wrote its input (ORT's own tensors: a GELU ORT runs
-   after an NCHWc conv and its reorder goes to the conv's kernel, which holds that GELU).
+   after an NCHWc conv and its reorder goes to the conv's kernel, which holds that GELU);
+5. else, for a node reading only constants (an INT8 weight's dequantize ORT keeps), the kernel
+   of the node reading its output;
+6. else, for a node ORT's optimized model does not list (ORT adds some after saving it: int8
+   MobileNet v3's HardSigmoid + Mul), the kernel of the node run just before it (``node_ms``
+   is in run order).
 
-Nodes attributed to nothing (ORT's own nodes that its optimized model does not list) are
-counted, not dropped silently. INT8 networks are not attributed: ORT's quantizer renames the
-tensors, so the names no longer lead back to the IR. Units: milliseconds.
+Nodes attributed to nothing are counted, not dropped silently. INT8 networks are quantized
+with their names kept (:func:`edgecnn.runtime.onnx_prep.prepare_for_quantization`, then
+:func:`edgecnn.runtime.calibrate.quantize_model`). Units: milliseconds.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import onnx
@@ -40,11 +50,18 @@ from edgecnn.graph.ir import Graph
 NCHWC_SUFFIXES = ("_bn_nchwc", "_nchwc")
 
 
+#: What ORT's QDQ quantizer appends to a tensor's name for the nodes and tensors it adds (the
+#: ``QuantizeLinear`` of tensor ``x`` is ``x_QuantizeLinear``, its output
+#: ``x_QuantizeLinear_Output``, a second dedicated pair ``x_QuantizeLinear_1``, a weight ``w_quantized``).
+QDQ_SUFFIX = re.compile(r"(_(Quantize|Dequantize)Linear(_\d+)?(_Output)?(_\d+)?|_quantized)$")
+
+
 def _base(name: str) -> str:
     for suffix in NCHWC_SUFFIXES:
         if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+            name = name[: -len(suffix)]
+            break
+    return QDQ_SUFFIX.sub("", name)
 
 
 def attribute_nodes(
@@ -54,7 +71,8 @@ def attribute_nodes(
     optimized: onnx.ModelProto | None = None,
 ) -> tuple[list[float], float]:
     """``(ms per kernel, ms attributed to no kernel)``: each profiled node's time (``node_ms``,
-    one figure per node name) added to the kernel it belongs to (module docstring)."""
+    one figure per node name, in the order ORT ran them) added to the kernel it belongs to
+    (module docstring)."""
     layers = {layer.name: layer for layer in graph.layers}
     of: dict[str, int] = {}  # layer or written tensor name -> kernel index
     for i, k in enumerate(kernels):
@@ -91,8 +109,26 @@ def attribute_nodes(
         return None
 
     ort_producer = {t: n.name for n in ort_nodes.values() for t in n.output}
+    ort_consumers: dict[str, list[str]] = {}
+    for n in ort_nodes.values():
+        for t in n.input:
+            ort_consumers.setdefault(t, []).append(n.name)
+
+    def reader_kernel(nd: onnx.NodeProto) -> int | None:
+        for t in nd.output:
+            for reader in ort_consumers.get(t, []):
+                if reader != nd.name:
+                    j = kernel_of(reader, 1)
+                    if j is not None:
+                        return j
+        return None
 
     def kernel_of(node: str, depth: int = 0) -> int | None:
+        nd = ort_nodes.get(node)
+        if depth == 0 and nd is not None and nd.op_type == "DequantizeLinear":
+            j = reader_kernel(nd)  # a dequantize belongs to the float op it feeds
+            if j is not None:
+                return j
         base = _base(node)
         if base in of:
             return of[base]
@@ -101,7 +137,6 @@ def attribute_nodes(
             head = head.rsplit("/", 1)[0]
             if head in of:
                 return of[head]
-        nd = ort_nodes.get(node)
         if nd is None:
             return None
         tensors = [*nd.output, *nd.input]
@@ -116,14 +151,20 @@ def attribute_nodes(
                     j = kernel_of(up, depth + 1)
                     if j is not None:
                         return j
+        if depth == 0:  # a node reading only constants: the node reading it
+            return reader_kernel(nd)
         return None
 
     out = [0.0] * len(kernels)
     lost = 0.0
+    prev: int | None = None
     for node, ms in node_ms.items():
         j = kernel_of(node)
+        if j is None and node not in ort_nodes and ort_nodes:
+            j = prev  # a node ORT adds after optimizing (not in its optimized model): run order
         if j is None:
             lost += ms
         else:
             out[j] += ms
+            prev = j
     return out, lost
