@@ -416,3 +416,38 @@ def test_scale_and_transpose_fold_into_the_matmul_as_ort_does(tmp_path):
     # fp32 only: the int8 graph keeps its quantized Mul
     ks8 = kernels(graph, "int8")
     assert len(ks8) > len(ks)
+
+
+def test_memory_and_add_fit_absolute_errors_so_a_networks_sum_holds() -> None:
+    """Many tiny copies at 0.02 ns/byte and a few large permuting transposes at 0.5 ns/byte
+    share the same byte features: a relative-error fit follows the tiny ones and predicts the
+    sum (what a network's time is) several times too low; ``fit_models`` fits "memory" on
+    absolute errors and gets the sum far closer, while "activation" keeps the relative fit."""
+    from edgecnn.runtime.calibrate import ABSOLUTE_FIT_TYPES, Sample, fit_models
+
+    assert {"memory", "add"} <= ABSOLUTE_FIT_TYPES
+    assert "activation" not in ABSOLUTE_FIT_TYPES
+    rng = np.random.default_rng(0)
+    samples, x, y = [], [], []
+    for kind in ("memory", "activation"):
+        for i in range(200):
+            big = i % 20 == 0
+            b = float(rng.uniform(1e6, 4e6) if big else rng.uniform(1e3, 1e5))
+            ms = 0.002 + b * (5e-7 if big else 2e-8)
+            samples.append(
+                Sample(kind, {}, {"in_bytes": b, "out_bytes": b}, ms, 0.0, [], source="network")
+            )
+            if kind == "memory":
+                x.append([b, b])
+                y.append(ms)
+    models = fit_models(samples)
+    feats = models["memory"].features
+    relative = fit_type_model(feats, np.array(x), np.array(y), relative=True)
+
+    def sum_ratio(model: object, kind: str) -> float:
+        rows = [s for s in samples if s.type == kind]
+        return sum(model.predict(s.features) for s in rows) / sum(s.kernel_ms for s in rows)
+
+    assert sum_ratio(relative, "memory") < 0.5  # the failure the absolute fit avoids
+    assert abs(sum_ratio(models["memory"], "memory") - 1) < 0.4
+    assert sum_ratio(models["activation"], "activation") < 0.5  # relative, as before
