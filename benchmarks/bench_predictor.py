@@ -87,8 +87,10 @@ def _rescore(a: argparse.Namespace) -> int:
     for r in old["rows"]:
         if r["model"] in used:  # used in this predictor's calibration: not scored
             continue
-        rm = resolve_model(r["model"])
-        graph = load_graph(r["model"], input_shape=rm.input_shape)
+        with tempfile.TemporaryDirectory(prefix="bench-pred-") as tmp:
+            rm = resolve_model(r["model"])
+            path = export_onnx(rm.module, Path(tmp) / "fp32.onnx", rm.input_shape)
+            graph = load_graph(path)  # the graph ORT runs (see the main loop)
         p = predict_graph(pred, graph)
         rows.append(
             dict(
@@ -232,10 +234,13 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         try:
             rm = resolve_model(name)
-            graph = load_graph(name, input_shape=rm.input_shape)
             d = Path(work.name) / name
             d.mkdir()
             path = export_onnx(rm.module, d / "fp32.onnx", rm.input_shape)
+            # predicted from the exported graph ORT runs (the ONNX frontend's IR, as the
+            # calibration's networks are): the torch frontend drops permutes, slices and
+            # copying reshapes, kernels ORT runs and the calibration measured
+            graph = load_graph(path)
             del rm.module
             if quantize is not None:
                 q = d / "int8.onnx"

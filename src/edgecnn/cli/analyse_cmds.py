@@ -109,7 +109,12 @@ def profile(
             raise ConfigError(f"--runtime {runtime} predicts fp32 or int8, not {precision}")
         device = "host"
         predictor = load_predictor(runtime, precision, predictor_path)
-    graph = load_graph(model, shape)
+    if predictor is not None:  # profiled and predicted on the graph ORT runs
+        from edgecnn.runtime.export import onnx_graph
+
+        graph = onnx_graph(model, shape)
+    else:
+        graph = load_graph(model, shape)
     result = run_profile(graph, precision, device, onchip_bytes)
     if max_batch_flag:
         result.max_batch = device_max_batch(model, shape, device, precision)

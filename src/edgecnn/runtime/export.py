@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from edgecnn.errors import ConfigError, EdgecnnError, ShapeError
+from edgecnn.graph.ir import Graph
 from edgecnn.io import atomic_write_bytes, check_output_path
 from edgecnn.schema import ResultKind
 
@@ -308,3 +309,24 @@ def _random_input(shape: tuple[int, ...], seed: int) -> torch.Tensor:
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0][:200] if text else ""
+
+
+def onnx_graph(source: object, input_shape: Sequence[int] | None = None) -> Graph:
+    """The IR of the graph ONNX Runtime runs for ``source``: an ONNX file or model as it is;
+    anything else (a zoo name, a module, a checkpoint) exported to ONNX (a temporary file,
+    no output check) and read by the ONNX frontend.
+
+    The calibrated ORT predictor needs this graph, not the PyTorch frontend's: that one has
+    no layer for a permute, a slice or a copying reshape, kernels ORT runs and the
+    calibration measures (ConvNeXt's 36 NCHW <-> NHWC transposes, attention's head splits).
+    """
+    import onnx
+
+    from edgecnn.models.resolve import is_onnx_path, load_graph, resolve_model
+
+    if is_onnx_path(source) or isinstance(source, onnx.ModelProto):
+        return load_graph(source, input_shape)
+    rm = resolve_model(source, input_shape)
+    with tempfile.TemporaryDirectory(prefix="edgecnn-ort-graph-") as d:
+        path = export_onnx(rm.module, Path(d) / "model.onnx", rm.input_shape, check=False)
+        return load_graph(path)

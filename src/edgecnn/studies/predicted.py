@@ -185,7 +185,8 @@ def predicted_vs_measured(
                     if prec in predictors:
                         from edgecnn.analysis.latency_predictor import predict_graph
 
-                        cal_ms = predict_graph(predictors[prec], graph).latency_ms
+                        # the graph ORT runs (the torch frontend has no transposes)
+                        cal_ms = predict_graph(predictors[prec], load_graph(fp32)).latency_ms
                         cal_err = (cal_ms - stats.median_ms) / stats.median_ms * 100.0
                     comp = sum(lay.latency_s or 0 for lay in prof.layers if lay.bound == "compute")
                     mem = sum(lay.latency_s or 0 for lay in prof.layers if lay.bound == "memory")
