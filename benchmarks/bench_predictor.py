@@ -42,7 +42,7 @@ from edgecnn.models.resolve import load_graph, resolve_model
 from edgecnn.models.zoo import zoo_entry, zoo_names
 from edgecnn.runtime.bench import measure_latency
 from edgecnn.runtime.calibrate import DEFAULT_NETWORKS, calibrate
-from edgecnn.runtime.export import export_onnx
+from edgecnn.runtime.export import export_onnx, onnx_graph
 from edgecnn.runtime.session import input_feeds, make_session
 from edgecnn.studies.predicted import default_quantizer, spearman
 
@@ -87,11 +87,7 @@ def _rescore(a: argparse.Namespace) -> int:
     for r in old["rows"]:
         if r["model"] in used:  # used in this predictor's calibration: not scored
             continue
-        with tempfile.TemporaryDirectory(prefix="bench-pred-") as tmp:
-            rm = resolve_model(r["model"])
-            path = export_onnx(rm.module, Path(tmp) / "fp32.onnx", rm.input_shape)
-            graph = load_graph(path)  # the graph ORT runs (see the main loop)
-        p = predict_graph(pred, graph)
+        p = predict_graph(pred, onnx_graph(r["model"]))  # the graph ORT runs
         rows.append(
             dict(
                 r,

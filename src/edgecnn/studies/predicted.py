@@ -163,6 +163,9 @@ def predicted_vs_measured(
             graph = load_graph(name if name in zoo else rm.module, input_shape=rm.input_shape)
             with tempfile.TemporaryDirectory(prefix="edgecnn-pvm-") as d:
                 fp32 = export_onnx(rm.module, Path(d) / "fp32.onnx", rm.input_shape)
+                # the calibrated predictor reads the graph ORT runs (the torch frontend's IR
+                # has no permutes, slices or copying reshapes)
+                ort_graph = load_graph(fp32) if predictors else None
                 del rm.module
                 for prec in precisions:
                     path = fp32
@@ -185,8 +188,7 @@ def predicted_vs_measured(
                     if prec in predictors:
                         from edgecnn.analysis.latency_predictor import predict_graph
 
-                        # the graph ORT runs (the torch frontend has no transposes)
-                        cal_ms = predict_graph(predictors[prec], load_graph(fp32)).latency_ms
+                        cal_ms = predict_graph(predictors[prec], ort_graph).latency_ms
                         cal_err = (cal_ms - stats.median_ms) / stats.median_ms * 100.0
                     comp = sum(lay.latency_s or 0 for lay in prof.layers if lay.bound == "compute")
                     mem = sum(lay.latency_s or 0 for lay in prof.layers if lay.bound == "memory")
