@@ -15,6 +15,10 @@ counts) and reports how often the two passes agree within +-10%: the noise floor
 score. ``--rescore FILE`` predicts a previous run's models again with another predictor,
 against the same measurements.
 
+Every model's measurement is bracketed by two timings of the predictor's speed anchor
+(:mod:`edgecnn.runtime.anchor`); its prediction is scaled by their mean over the calibration's
+anchor, as ``profile --runtime`` scales it (``summary_vs_min_unanchored``: without that factor).
+
 Calibration samples single kernels from parametric ranges, random networks and the whole
 ``--networks`` (default: the CLI's ``DEFAULT_NETWORKS``, fp32 and int8 alike); those networks
 count as used in calibration and are left out of the scores (``excluded_used_in_calibration``).
@@ -40,6 +44,7 @@ from edgecnn.analysis.latency_predictor import load_predictor, predict_graph
 from edgecnn.io import atomic_write_text
 from edgecnn.models.resolve import load_graph, resolve_model
 from edgecnn.models.zoo import zoo_entry, zoo_names
+from edgecnn.runtime.anchor import AnchorClock, speed_factor
 from edgecnn.runtime.bench import measure_latency
 from edgecnn.runtime.calibrate import DEFAULT_NETWORKS, calibrate
 from edgecnn.runtime.export import export_onnx, onnx_graph
@@ -47,17 +52,17 @@ from edgecnn.runtime.session import input_feeds, make_session
 from edgecnn.studies.predicted import default_quantizer, spearman
 
 
-def _summary(rows: list[dict], ref: str = "measured_ms") -> dict:
-    ok = [r for r in rows if "error_pct" in r and ref in r]
+def _summary(rows: list[dict], ref: str = "measured_ms", pred: str = "predicted_ms") -> dict:
+    ok = [r for r in rows if "error_pct" in r and ref in r and pred in r]
     if not ok:
         return {"models": 0}
-    err = [(r["predicted_ms"] - r[ref]) / r[ref] * 100.0 for r in ok]
+    err = [(r[pred] - r[ref]) / r[ref] * 100.0 for r in ok]
     within = sum(1 for e in err if abs(e) <= 10.0)
     return {
         "models": len(ok),
         "within_10pct": within,
         "share_within_10pct": within / len(ok),
-        "spearman": spearman([r["predicted_ms"] for r in ok], [r[ref] for r in ok]),
+        "spearman": spearman([r[pred] for r in ok], [r[ref] for r in ok]),
         "median_abs_error_pct": statistics.median(abs(e) for e in err),
     }
 
@@ -87,11 +92,14 @@ def _rescore(a: argparse.Namespace) -> int:
     for r in old["rows"]:
         if r["model"] in used:  # used in this predictor's calibration: not scored
             continue
-        p = predict_graph(pred, onnx_graph(r["model"]))  # the graph ORT runs
+        speed = speed_factor(pred.meta.get("anchor_ms"), r.get("anchor_ms") or 0.0)
+        p = predict_graph(pred, onnx_graph(r["model"]), speed)  # the graph ORT runs
         rows.append(
             dict(
                 r,
                 predicted_ms=p.latency_ms,
+                predicted_unanchored_ms=p.latency_ms / speed,
+                speed=speed,
                 error_pct=(p.latency_ms - r["measured_ms"]) / r["measured_ms"] * 100.0,
             )
         )
@@ -105,6 +113,7 @@ def _rescore(a: argparse.Namespace) -> int:
         predictor=str(a.predictor) if a.predictor else "cached",
         summary=_summary(rows),
         summary_vs_min=_summary(rows, "measured_min_ms"),
+        summary_vs_min_unanchored=_summary(rows, "measured_min_ms", "predicted_unanchored_ms"),
     )
     atomic_write_text(a.out, json.dumps(doc, indent=1))
     for label in ("summary", "summary_vs_min"):
@@ -195,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
             # the same against each model's fastest run: the co-tenant on the other core slows
             # some runs by up to ~50% (shared L3 and memory bandwidth), the minimum much less
             "summary_vs_min": _summary(rows, "measured_min_ms"),
+            # the predictions as calibrated, without the speed anchor's factor
+            "summary_vs_min_unanchored": _summary(
+                rows, "measured_min_ms", "predicted_unanchored_ms"
+            ),
+            "calibration_anchor_ms": pred.meta.get("anchor_ms"),
             "passes": a.passes,
             "repeatability": _repeatability(rows),
             "rows": rows,
@@ -205,7 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     work = tempfile.TemporaryDirectory(prefix="bench-pred-")
     model_files: dict[str, Path] = {}
 
-    def timed(path: Path) -> tuple[object, int]:
+    # the speed anchor, timed before and after every model (runtime/anchor.py)
+    clock = AnchorClock(a.precision) if pred.meta.get("anchor_ms") else None
+
+    def timed(path: Path) -> tuple[object, int, float]:
+        before = clock.time_ms() if clock is not None else 0.0
         sess = make_session(path, threads=1)
         feeds = input_feeds(sess)
         t1 = time.perf_counter()
@@ -214,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = int(min(a.runs, max(3, a.budget_s / max(once, 1e-6))))
         stats = measure_latency(lambda s=sess, f=feeds: s.run(None, f), runs=runs, warmup=1)
         del sess
-        return stats, runs
+        after = clock.time_ms() if clock is not None else 0.0
+        return stats, runs, (before + after) / 2
 
     print(f"{'model':24s} {'GMACs':>8s} {'measured':>10s} {'predicted':>10s} {'error':>8s}")
     for name in names:
@@ -247,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                 path = q
             if a.passes > 1:
                 model_files[name] = path
-            stats, runs = timed(path)
+            stats, runs, anc = timed(path)
             if a.passes == 1:
                 path.unlink()
         except Exception as e:  # noqa: BLE001 - a benchmark records and moves on
@@ -255,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:24s} skipped: {type(e).__name__}: {str(e)[:100]}", flush=True)
             dump()
             continue
-        p = predict_graph(pred, graph)
+        speed = speed_factor(pred.meta.get("anchor_ms"), anc)
+        p = predict_graph(pred, graph, speed)
         err = (p.latency_ms - stats.median_ms) / stats.median_ms * 100.0
         by_type: dict[str, float] = {}
         for k in p.kernels:
@@ -271,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
                 "pass_median_ms": [stats.median_ms],
                 "runs": runs,
                 "predicted_ms": p.latency_ms,
+                "predicted_unanchored_ms": p.latency_ms / speed,
+                "anchor_ms": anc,
+                "speed": speed,
                 "error_pct": err,
                 "kernels": len(p.kernels),
                 "predicted_ms_by_type": by_type,
@@ -278,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         print(
-            f"{name:24s} {gmacs:8.3f} {stats.median_ms:10.2f} {p.latency_ms:10.2f} {err:+7.1f}%",
+            f"{name:24s} {gmacs:8.3f} {stats.median_ms:10.2f} {p.latency_ms:10.2f} {err:+7.1f}%"
+            f"  (speed {speed:.3f})",
             flush=True,
         )
         dump()
@@ -289,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(1, a.passes):
         print(f"pass {i + 1} of {a.passes}", flush=True)
         for r in rows:
-            stats, _ = timed(model_files[r["model"]])
+            stats, _, _ = timed(model_files[r["model"]])
             r["pass_min_ms"].append(stats.min_ms)
             r["pass_median_ms"].append(stats.median_ms)
             r["measured_min_ms"] = min(r["pass_min_ms"])
@@ -299,8 +323,12 @@ def main(argv: list[str] | None = None) -> int:
             dump()
     work.cleanup()
     dump()
-    for label, ref in (("median", "measured_ms"), ("fastest run", "measured_min_ms")):
-        s = _summary(rows, ref)
+    for label, ref, pk in (
+        ("median", "measured_ms", "predicted_ms"),
+        ("fastest run", "measured_min_ms", "predicted_ms"),
+        ("fastest run, unanchored", "measured_min_ms", "predicted_unanchored_ms"),
+    ):
+        s = _summary(rows, ref, pk)
         if s["models"]:
             rho = s["spearman"]
             print(

@@ -254,6 +254,14 @@ def test_calibrate_cli_end_to_end(tmp_path, monkeypatch, capsys):
     path = default_path("ort", "fp32")
     assert res["path"] == str(path) and path.is_file()
     p = load_predictor("ort", "fp32")
+    # the speed anchor was timed at the start and after every ANCHOR_EVERY samples
+    from edgecnn.runtime.calibrate import ANCHOR_EVERY
+
+    timings = p.meta["anchor_timings_ms"]
+    items = len(kernel_rows) + 1  # the single kernels and the one random network
+    assert len(timings) == 1 + items // ANCHOR_EVERY
+    assert all(t > 0 and math.isfinite(t) for t in timings)
+    assert p.meta["anchor_ms"] == pytest.approx(float(np.median(timings)))
     code, out, err = run_cli(
         ["profile", "resnet18", "--device", "host", "--runtime", "ort", "--json"], capsys
     )
@@ -262,10 +270,23 @@ def test_calibrate_cli_end_to_end(tmp_path, monkeypatch, capsys):
     from edgecnn.runtime.export import onnx_graph
 
     expect = predict_graph(p, onnx_graph("resnet18"))  # the graph ORT runs
-    assert prof["runtime"] == "ort"
+    assert prof["runtime"] == "ort" and prof["predicted_speed"] == 1.0
     assert prof["totals"]["predicted_ms"] == pytest.approx(expect.latency_ms, rel=1e-9)
     per_layer = sum(r["predicted_ms"] or 0 for r in prof["layers"])
     assert per_layer + p.per_inference_ms == pytest.approx(expect.latency_ms, rel=1e-9)
+    # with --anchor: the host timed 1.3x slower than at calibration predicts
+    # every kernel and the total 1.3x longer
+    import edgecnn.runtime.anchor as anchor
+
+    monkeypatch.setattr(anchor, "anchor_ms", lambda precision: 1.3 * p.meta["anchor_ms"])
+    code, out, err = run_cli(
+        ["profile", "resnet18", "--device", "host", "--runtime", "ort", "--anchor", "--json"],
+        capsys,
+    )
+    assert code == 0, err
+    slow = json.loads(out)
+    assert slow["predicted_speed"] == pytest.approx(1.3)
+    assert slow["totals"]["predicted_ms"] == pytest.approx(1.3 * expect.latency_ms, rel=1e-9)
     from edgecnn.report.kinds import validate
 
     validate(res, "calibration result")
@@ -476,3 +497,40 @@ def test_the_predictor_reads_the_graph_ort_runs_with_its_transposes() -> None:
     mem = [k for k in kernels(onnx_graph(Permutes().eval(), shape), "fp32") if k.type == "memory"]
     assert len(mem) == 2
     assert all(k.features["in_bytes"] == k.features["out_bytes"] == 16 * 8 * 8 * 4 for k in mem)
+
+
+def test_speed_factor_scales_every_kernel_and_the_overhead():
+    from edgecnn.runtime.anchor import speed_factor
+
+    assert speed_factor(5.0, 6.0) == pytest.approx(1.2)
+    assert speed_factor(None, 6.0) == 1.0 and speed_factor(0.0, 6.0) == 1.0  # no anchor
+    p, g = _predictor(), _graph()
+    base, fast = predict_graph(p, g), predict_graph(p, g, speed=0.8)
+    assert fast.latency_ms == pytest.approx(0.8 * base.latency_ms, rel=1e-12)
+    assert fast.per_inference_ms == pytest.approx(0.8 * base.per_inference_ms)
+    for a, b in zip(base.kernels, fast.kernels, strict=True):
+        assert b.latency_ms == pytest.approx(0.8 * a.latency_ms, rel=1e-12)
+    assert fast.speed == 0.8 and base.speed == 1.0
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(PredictorError):
+            predict_graph(p, g, speed=bad)
+
+
+def test_the_speed_anchor_runs_the_kernels_it_names():
+    """The anchor's two networks are built from their configs and time as positive ms; each
+    timing is the sum of the two networks' fastest runs, so it exceeds either one's."""
+    import onnxruntime as ort
+
+    from edgecnn.runtime.anchor import ANCHOR_CNN, ANCHOR_TOKENS, AnchorClock
+    from edgecnn.runtime.calibrate import _feeds, build_chain
+
+    clock = AnchorClock("fp32")
+    t = clock.time_ms(runs=3)
+    assert t > 0 and math.isfinite(t)
+    cnn = build_chain([dict(c) for c in ANCHOR_CNN])
+    sess = ort.InferenceSession(cnn.SerializeToString(), providers=["CPUExecutionProvider"])
+    (y,) = sess.run(None, _feeds(cnn, np.random.default_rng(0)))
+    assert y.shape[-1] == ANCHOR_CNN[-1]["n"]
+    tok = build_chain([dict(c) for c in ANCHOR_TOKENS])
+    assert [d.dim_value for d in tok.graph.output[0].type.tensor_type.shape.dim] == [1, 197, 384]
+    assert AnchorClock("int8").time_ms(runs=3) > 0

@@ -649,13 +649,21 @@ class ModelPrediction:
     latency_ms: float
     per_inference_ms: float
     kernels: list[KernelPrediction]
+    #: the factor every time was scaled by (:func:`~edgecnn.runtime.anchor.speed_factor`)
+    speed: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def predict_graph(predictor: Predictor, graph: Graph) -> ModelPrediction:
-    """Predict ``graph``'s latency (ms) as the sum of its kernels' plus the per-inference overhead."""
+def predict_graph(predictor: Predictor, graph: Graph, speed: float = 1.0) -> ModelPrediction:
+    """Predict ``graph``'s latency (ms) as the sum of its kernels' plus the per-inference overhead.
+
+    ``speed`` scales every time: the host's speed now relative to the calibration's, as the
+    speed anchor measures it (:func:`~edgecnn.runtime.anchor.speed_factor`; 1.0: as calibrated).
+    """
+    if not (math.isfinite(speed) and speed > 0):
+        raise PredictorError(f"speed factor must be a positive number, got {speed}")
     rows: list[KernelPrediction] = []
     for k in kernels(graph, predictor.precision):
         used, _ = predictor.type_model(k.type)
@@ -665,12 +673,16 @@ def predict_graph(predictor: Predictor, graph: Graph) -> ModelPrediction:
                 k.type,
                 used,
                 k.layers,
-                max(predictor.predict_features(k.type, k.features) + predictor.per_kernel_ms, 0.0),
+                speed
+                * max(
+                    predictor.predict_features(k.type, k.features) + predictor.per_kernel_ms, 0.0
+                ),
             )
         )
-    total = predictor.per_inference_ms + sum(r.latency_ms for r in rows)
+    per_inference = speed * predictor.per_inference_ms
+    total = per_inference + sum(r.latency_ms for r in rows)
     return ModelPrediction(
-        predictor.runtime, predictor.precision, total, predictor.per_inference_ms, rows
+        predictor.runtime, predictor.precision, total, per_inference, rows, speed
     )
 
 

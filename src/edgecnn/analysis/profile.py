@@ -90,6 +90,8 @@ class ProfileResult:
     kind: str = "profile"
     max_batch: MaxBatchResult | None = None  # with --max-batch: the largest batch that fits
     runtime: str | None = None  # the runtime of the calibrated prediction, if any
+    #: the prediction's speed factor: the host's speed anchor now over at calibration
+    predicted_speed: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -217,6 +219,7 @@ def attach_prediction(result: ProfileResult, prediction: ModelPrediction) -> Pro
             row.predicted_ms = (row.predicted_ms or 0.0) + k.latency_ms
     result.totals.predicted_ms = prediction.latency_ms
     result.runtime = prediction.runtime
+    result.predicted_speed = prediction.speed
     return result
 
 

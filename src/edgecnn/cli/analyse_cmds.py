@@ -64,6 +64,12 @@ def profile(
     predictor_path: Path = typer.Option(
         None, "--predictor", help="Calibrated predictor JSON (default: this host's cached one)."
     ),
+    anchor: bool = typer.Option(
+        False,
+        "--anchor/--no-anchor",
+        help="With --runtime: time the predictor's speed anchor now (about 1 s) and scale the "
+        "prediction by how much slower or faster the host is than at calibration.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     csv_path: Path = typer.Option(None, "--csv", help="Also write the per-layer table as CSV."),
     all_layers: bool = typer.Option(False, "--all", help="Show every layer, not only the top 40."),
@@ -79,7 +85,8 @@ def profile(
     memory fit the device's memory (an upper bound: runtime workspace is not counted).
 
     With --runtime ort (and --device host), the calibrated per-kernel predictor of this host
-    (see 'edgecnn calibrate') predicts each fused kernel and the whole model.
+    (see 'edgecnn calibrate') predicts each fused kernel and the whole model; --anchor scales
+    it by the host's speed now against the calibration's (a reference workload timed at both).
 
     Example: edgecnn profile resnet50 --precision int8 --device rpi5 --onchip-bytes 2097152
 
@@ -122,7 +129,12 @@ def profile(
         from edgecnn.analysis.latency_predictor import predict_graph
         from edgecnn.analysis.profile import attach_prediction
 
-        attach_prediction(result, predict_graph(predictor, graph))
+        speed = 1.0
+        if anchor and predictor.meta.get("anchor_ms"):
+            from edgecnn.runtime.anchor import anchor_ms, speed_factor
+
+            speed = speed_factor(predictor.meta["anchor_ms"], anchor_ms(predictor.precision))
+        attach_prediction(result, predict_graph(predictor, graph, speed=speed))
     if csv_path is not None:
         _write_layers_csv(result, csv_path)
     if json_out:
@@ -219,7 +231,12 @@ def _print_profile(result, all_layers: bool) -> None:
     if result.runtime and t.predicted_ms is not None:
         summary.add_row(
             f"calibrated {result.runtime} latency ({result.device}, 1 thread)",
-            f"{t.predicted_ms:.3f} ms",
+            f"{t.predicted_ms:.3f} ms"
+            + (
+                f" (host {result.predicted_speed:.2f}x the calibration's time)"
+                if result.predicted_speed not in (None, 1.0)
+                else ""
+            ),
         )
     summary.add_row("unknown ops", str(len(t.unknown_ops)))
     console.print(summary)

@@ -78,6 +78,7 @@ from edgecnn.analysis.latency_predictor import (
 )
 from edgecnn.errors import ConfigError
 from edgecnn.graph.ir import Graph
+from edgecnn.runtime.anchor import AnchorClock
 from edgecnn.runtime.network_samples import attribute_nodes
 from edgecnn.runtime.onnx_prep import prepare_for_quantization
 from edgecnn.schema import ResultKind
@@ -118,6 +119,8 @@ OPSET = 17
 #: weights, outputs) exceeds the last-level cache, so every kernel reads cold data, as a kernel
 #: deep in a network does. At most this many.
 MAX_COPIES = 16
+#: The speed anchor is timed after every this many calibration samples (and at the start).
+ANCHOR_EVERY = 10
 #: Every time here is the fastest of the timed runs (per node for profiled kernel times):
 #: on a machine shared with other work the median drifts by tens of percent from one minute to
 #: the next, the minimum by a few; the predictor therefore predicts the uncontended latency.
@@ -1142,6 +1145,14 @@ def calibrate(
         # exported first: a network that does not resolve fails before minutes of sampling
         net_files = [export_network(source, work) for source in nets]
         per_inference, per_kernel = measure_overheads(precision, work)
+        # the speed anchor, timed between the samples: its median is the calibration's speed
+        clock = AnchorClock(precision)
+        anchors = [clock.time_ms()]
+
+        def tick() -> None:
+            if i % ANCHOR_EVERY == 0:
+                anchors.append(clock.time_ms())
+
         for kind, n in plan.items():
             for _ in range(n):
                 cfg = sample_config(kind, rng)
@@ -1154,6 +1165,7 @@ def calibrate(
                 _, f = features_of(cfg, precision)
                 measured.append(Sample(kind, cfg, f, kernel_ms, wall_ms, ops))
                 i += 1
+                tick()
                 if on_sample is not None:
                     on_sample(i, n_total)
         for j in range(chains):
@@ -1174,6 +1186,7 @@ def calibrate(
                 }
             )
             i += 1
+            tick()
             if on_sample is not None:
                 on_sample(i, n_total)
         for source, path in zip(nets, net_files, strict=True):
@@ -1186,6 +1199,7 @@ def calibrate(
                     measured.append(Sample(k.type, {}, k.features, ms, 0.0, [], source="network"))
             network_rows.append({"network": source, **summary})
             i += 1
+            tick()
             if on_sample is not None:
                 on_sample(i, n_total)
     # per_kernel_ms stays the ReLU chain's: the random networks' own estimate (kept in meta)
@@ -1218,6 +1232,9 @@ def calibrate(
             "seed": seed,
             "created_unix_s": time.time(),
             "int8_settings": INT8_SETTINGS if precision == "int8" else None,
+            # the speed anchor's median timing and all timings in order (ms, runtime/anchor.py)
+            "anchor_ms": statistics.median(anchors),
+            "anchor_timings_ms": anchors,
         },
     )
     path = save_predictor(predictor, out)
