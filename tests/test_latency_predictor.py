@@ -534,3 +534,17 @@ def test_the_speed_anchor_runs_the_kernels_it_names():
     tok = build_chain([dict(c) for c in ANCHOR_TOKENS])
     assert [d.dim_value for d in tok.graph.output[0].type.tensor_type.shape.dim] == [1, 197, 384]
     assert AnchorClock("int8").time_ms(runs=3) > 0
+
+
+def test_linear_kernels_count_macs_alike_from_both_frontends(tmp_path):
+    """An ONNX MatMul keeps its weight as (in, out), a PyTorch Linear as (out, in): the linear
+    kernels' MACs are tokens x in x out from either graph (closed form), as analysis.costs
+    counts them."""
+    from edgecnn.models.resolve import load_graph
+    from edgecnn.runtime.export import export_onnx
+
+    net = nn.Sequential(nn.Linear(16, 64), nn.GELU(), nn.Linear(64, 8)).eval()
+    path = export_onnx(net, tmp_path / "mlp.onnx", (1, 5, 16))
+    for g in (load_graph(path), graph_from_module(net, (1, 5, 16), name="mlp")):
+        macs = sorted(k.features["macs"] for k in kernels(g, "fp32") if k.type == "linear")
+        assert macs == [5 * 64 * 8, 5 * 16 * 64]

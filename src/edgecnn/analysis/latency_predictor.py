@@ -217,7 +217,9 @@ def _layer_kernel(layer: Layer, precision: str) -> tuple[str, dict[str, float]]:
     if op is OpKind.LINEAR:
         w = layer.params.get("weight", (0, 0))
         out_elems = sum(math.prod(s) for s in outs)
-        k = w[1] if len(w) == 2 else 0
+        # the reduction length as analysis.costs counts it: the input's last dimension (the
+        # weight is (out, in) from PyTorch and a Gemm, but (in, out) from an ONNX MatMul)
+        k = int(layer.attr("k", ins[0][-1] if ins and ins[0] else 0))
         return "linear", {
             "macs": float(out_elems * k),
             "in_bytes": in_b,
