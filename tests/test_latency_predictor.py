@@ -263,7 +263,8 @@ def test_calibrate_cli_end_to_end(tmp_path, monkeypatch, capsys):
     assert all(t > 0 and math.isfinite(t) for t in timings)
     assert p.meta["anchor_ms"] == pytest.approx(float(np.median(timings)))
     code, out, err = run_cli(
-        ["profile", "resnet18", "--device", "host", "--runtime", "ort", "--json"], capsys
+        ["profile", "resnet18", "--device", "host", "--runtime", "ort", "--no-anchor", "--json"],
+        capsys,
     )
     assert code == 0, err
     prof = json.loads(out)
@@ -274,14 +275,13 @@ def test_calibrate_cli_end_to_end(tmp_path, monkeypatch, capsys):
     assert prof["totals"]["predicted_ms"] == pytest.approx(expect.latency_ms, rel=1e-9)
     per_layer = sum(r["predicted_ms"] or 0 for r in prof["layers"])
     assert per_layer + p.per_inference_ms == pytest.approx(expect.latency_ms, rel=1e-9)
-    # with --anchor: the host timed 1.3x slower than at calibration predicts
+    # with the anchor (the default): the host timed 1.3x slower than at calibration predicts
     # every kernel and the total 1.3x longer
     import edgecnn.runtime.anchor as anchor
 
     monkeypatch.setattr(anchor, "anchor_ms", lambda precision: 1.3 * p.meta["anchor_ms"])
     code, out, err = run_cli(
-        ["profile", "resnet18", "--device", "host", "--runtime", "ort", "--anchor", "--json"],
-        capsys,
+        ["profile", "resnet18", "--device", "host", "--runtime", "ort", "--json"], capsys
     )
     assert code == 0, err
     slow = json.loads(out)

@@ -65,7 +65,7 @@ def profile(
         None, "--predictor", help="Calibrated predictor JSON (default: this host's cached one)."
     ),
     anchor: bool = typer.Option(
-        False,
+        True,
         "--anchor/--no-anchor",
         help="With --runtime: time the predictor's speed anchor now (about 1 s) and scale the "
         "prediction by how much slower or faster the host is than at calibration.",
@@ -85,8 +85,9 @@ def profile(
     memory fit the device's memory (an upper bound: runtime workspace is not counted).
 
     With --runtime ort (and --device host), the calibrated per-kernel predictor of this host
-    (see 'edgecnn calibrate') predicts each fused kernel and the whole model; --anchor scales
-    it by the host's speed now against the calibration's (a reference workload timed at both).
+    (see 'edgecnn calibrate') predicts each fused kernel and the whole model, scaled by the
+    host's speed now against the calibration's (a reference workload timed at both, about 1 s;
+    --no-anchor: as calibrated).
 
     Example: edgecnn profile resnet50 --precision int8 --device rpi5 --onchip-bytes 2097152
 
