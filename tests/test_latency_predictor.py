@@ -548,3 +548,19 @@ def test_linear_kernels_count_macs_alike_from_both_frontends(tmp_path):
     for g in (load_graph(path), graph_from_module(net, (1, 5, 16), name="mlp")):
         macs = sorted(k.features["macs"] for k in kernels(g, "fp32") if k.type == "linear")
         assert macs == [5 * 64 * 8, 5 * 16 * 64]
+
+
+def test_samples_are_normalised_to_the_calibrations_median_anchor():
+    from edgecnn.runtime.calibrate import ANCHOR_EVERY, Sample, normalise_to_anchor
+
+    assert ANCHOR_EVERY == 10
+    items = [5, 15, 25]
+    samples = [Sample("conv", {}, {}, 1.0, 0.0) for _ in items]
+    # timings after items 0, 10, 20, 30, 40: the host 20% faster in the first two
+    normalise_to_anchor(samples, items, [10.0, 10.0, 12.0, 12.0, 12.0])
+    assert [s.kernel_ms for s in samples] == pytest.approx([1.2, 12 / 11, 1.0])
+    assert [s.anchor_scale for s in samples] == pytest.approx([1.2, 12 / 11, 1.0])
+    # one outlying timing is smoothed away
+    samples = [Sample("conv", {}, {}, 1.0, 0.0) for _ in items]
+    normalise_to_anchor(samples, items, [10.0, 10.0, 30.0, 10.0, 10.0])
+    assert [s.kernel_ms for s in samples] == pytest.approx([1.0, 1.0, 1.0])

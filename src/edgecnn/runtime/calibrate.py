@@ -141,6 +141,9 @@ class Sample:
     #: "kernel": a replicated single-kernel model; "chain": one kernel of a random network;
     #: "network": one kernel of a whole network given to :func:`calibrate` as ``networks``
     source: str = "kernel"
+    #: the factor ``kernel_ms`` was scaled by to the calibration's median speed
+    #: (:func:`normalise_to_anchor`; the measured time is ``kernel_ms / anchor_scale``)
+    anchor_scale: float = 1.0
 
 
 @dataclass
@@ -1137,6 +1140,7 @@ def calibrate(
     nets = list(networks)
     n_total = sum(plan.values()) + chains + len(nets)
     measured: list[Sample] = []
+    items: list[int] = []  # the calibration item (1-based) each sample was measured in
     chain_rows: list[dict[str, float]] = []
     network_rows: list[dict[str, Any]] = []
     i = 0
@@ -1164,6 +1168,7 @@ def calibrate(
                 kernel_ms, wall_ms, ops = measure_kernel(model, seed=i, copies=copies)
                 _, f = features_of(cfg, precision)
                 measured.append(Sample(kind, cfg, f, kernel_ms, wall_ms, ops))
+                items.append(i + 1)
                 i += 1
                 tick()
                 if on_sample is not None:
@@ -1177,6 +1182,7 @@ def calibrate(
             for cfg, ms in zip(cfgs, times, strict=True):
                 kind, f = features_of(cfg, precision)
                 measured.append(Sample(kind, cfg, f, ms, 0.0, [], source="chain"))
+                items.append(i + 1)
             chain_rows.append(
                 {
                     "kernels": len(cfgs),
@@ -1197,6 +1203,7 @@ def calibrate(
             for k, ms in timed:
                 if ms > 0:
                     measured.append(Sample(k.type, {}, k.features, ms, 0.0, [], source="network"))
+                    items.append(i + 1)
             network_rows.append({"network": source, **summary})
             i += 1
             tick()
@@ -1210,6 +1217,7 @@ def calibrate(
     chain_per_kernel = (
         chain_per_kernel_ms(chain_rows, per_inference) if len(chain_rows) >= 3 else None
     )
+    normalise_to_anchor(measured, items, anchors)
     models = fit_models(measured)
     corrections = fit_corrections(measured, models, precision)
     cpu = cpu_model()
@@ -1259,6 +1267,30 @@ def calibrate(
         chains=chain_rows,
         networks=network_rows,
     )
+
+
+def normalise_to_anchor(
+    samples: list[Sample], items: Sequence[int], anchors: Sequence[float]
+) -> None:
+    """Scale each sample's ``kernel_ms`` (in place) to the calibration's median speed.
+
+    ``anchors[j]`` is the speed anchor's time (ms) after item ``j * ANCHOR_EVERY`` (``j = 0``:
+    before the first); ``items[n]`` the 1-based item sample ``n`` was measured in. Each
+    timing is first smoothed (median of it and its two neighbours: one timing is +-3% noise);
+    a sample's local anchor is the mean of the two smoothed timings around its item, and its
+    time is multiplied by ``median(anchors) / local`` (recorded as ``anchor_scale``). On the
+    development VM the anchor moved by +-7% within one calibration.
+    """
+    if len(anchors) < 2 or len(samples) != len(items):
+        return
+    ref = statistics.median(anchors)
+    smooth = [statistics.median(anchors[max(0, j - 1) : j + 2]) for j in range(len(anchors))]
+    last = len(smooth) - 1
+    for s, item in zip(samples, items, strict=True):
+        j = (item - 1) // ANCHOR_EVERY
+        local = (smooth[min(j, last)] + smooth[min(j + 1, last)]) / 2
+        s.anchor_scale = ref / local
+        s.kernel_ms *= s.anchor_scale
 
 
 def chain_per_kernel_ms(chains: list[dict[str, float]], per_inference_ms: float) -> float:
