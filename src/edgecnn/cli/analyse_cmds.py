@@ -234,7 +234,7 @@ def _print_profile(result, all_layers: bool) -> None:
             f"calibrated {result.runtime} latency ({result.device}, 1 thread)",
             f"{t.predicted_ms:.3f} ms"
             + (
-                f" (host {result.predicted_speed:.2f}x the calibration's time)"
+                f" (x{result.predicted_speed:.2f}: the host's speed anchor now vs at calibration)"
                 if result.predicted_speed not in (None, 1.0)
                 else ""
             ),
