@@ -77,6 +77,12 @@ def test_conv_features_closed_form():
     assert kind == "dwconv"
     assert f["macs"] == 64 * 49 * 25 and f["weight_bytes"] == 64 * 25
     assert f["act_hswish_bytes"] == 64 * 49 and set(f) == set(FEATURES["dwconv"])
+    # 64 channels are a multiple of 16: no MACs off ORT's 16-channel int8 depthwise path;
+    # 72 (and 8) are not: all of theirs are
+    assert f["macs_c16_off"] == 0
+    kind, f = conv_features(72, 72, 14, 14, 3, 3, 72, 72 * 196, "int8", "relu6")
+    assert kind == "dwconv" and f["macs_c16_off"] == f["macs"] == 72 * 196 * 9
+    assert conv_features(8, 8, 4, 4, 3, 3, 8, 128, "fp32")[1]["macs_c16_off"] == 8 * 16 * 9
     assert conv_features(64, 64, 7, 7, 3, 3, 4, 64 * 49, "fp32")[0] == "gconv"
     # stride 2 (14x14 -> 7x7) and a 7x7 kernel land in their own MAC features
     kind, f = conv_features(64, 64, 7, 7, 3, 3, 4, 64 * 196, "fp32")

@@ -72,6 +72,7 @@ FEATURES: dict[str, tuple[str, ...]] = {
     "dwconv": (
         "macs",
         "macs_strided",
+        "macs_c16_off",
         "in_bytes",
         "out_bytes",
         "weight_bytes",
@@ -168,7 +169,11 @@ def conv_features(
     ``residual``: a fused residual add reads a second tensor the size of the output.
     The MACs are repeated by shape class: of 1x1 kernels (``macs_k1``), of kernels of 5x5 or
     more (``macs_k5``), of few input channels per group (``macs_lowc``, < 16) and of strided
-    convs (``macs_strided``: the input has more than 1.5x the output's pixels per channel).
+    convs (``macs_strided``: the input has more than 1.5x the output's pixels per channel);
+    a depthwise conv's MACs are repeated when its channel count is not a multiple of 16
+    (``macs_c16_off``: ORT's int8 depthwise kernel runs 2.3-2.5x slower per MAC then, on the
+    AVX-512 VNNI host it was found on, at 14x14 and 28x28, 3x3 and 5x5, stride 1 and 2; fp32
+    shows no difference, and the fit gives the feature a zero coefficient where it has none).
     """
     bpe = PRECISION_BYTES[precision]
     cin_g = cin // groups
@@ -195,6 +200,7 @@ def conv_features(
         f["sum_bytes"] = float(out_bytes if residual else 0)
         kind = "conv"
     elif groups == cin and cin_g == 1:
+        f["macs_c16_off"] = float(macs if cout % 16 else 0)
         kind = "dwconv"
     else:
         kind = "gconv"
