@@ -173,7 +173,8 @@ def conv_features(
     a depthwise conv's MACs are repeated when its channel count is not a multiple of 16
     (``macs_c16_off``: ORT's int8 depthwise kernel runs 2.3-2.5x slower per MAC then, on the
     AVX-512 VNNI host it was found on, at 14x14 and 28x28, 3x3 and 5x5, stride 1 and 2; fp32
-    shows no difference, and the fit gives the feature a zero coefficient where it has none).
+    showed no step at 560-584 channels, yet its fit gives the feature a rate of ~40% of the
+    MAC rate there, perhaps the NCHWc padding of small channel counts to 16).
     """
     bpe = PRECISION_BYTES[precision]
     cin_g = cin // groups
