@@ -25,6 +25,7 @@ from edgecnn.analysis.latency_predictor import (
     fit_type_model,
     kernels,
     load_predictor,
+    memory_features,
     predict_graph,
     save_predictor,
 )
@@ -90,6 +91,74 @@ def test_conv_features_closed_form():
     assert conv_features(64, 64, 7, 7, 3, 3, 4, 64 * 49, "fp32")[1]["macs_strided"] == 0
     kind, f = conv_features(16, 32, 8, 8, 7, 7, 1, 16 * 64, "fp32")
     assert f["macs_k5"] == f["macs"] and f["macs_k1"] == 0
+    # grouped: group widths of 16 and 48 are on ORT's NCHWc path, 24 (RegNetX-1.6GF) is not
+    for width, off in ((16, False), (48, False), (24, True)):
+        kind, f = conv_features(4 * width, 4 * width, 14, 14, 3, 3, 4, 4 * width * 196, "fp32")
+        assert kind == "gconv" and f["macs"] == 4 * width * 196 * width * 9
+        assert f["macs_c16_off"] == (f["macs"] if off else 0), width
+
+
+@pytest.mark.parametrize(
+    ("shape", "perm", "canonical", "gathers"),
+    [
+        ((1, 96, 56, 56), (0, 1, 3, 2), [0, 2, 1], False),  # the last two axes swap
+        ((1, 96, 56, 56), (0, 2, 3, 1), [1, 0], False),  # NCHW -> NHWC: C x HW, 2-D
+        ((1, 96, 56, 56), (0, 3, 2, 1), [2, 1, 0], True),
+        ((1, 8, 7, 8, 7, 128), (0, 1, 3, 2, 4, 5), [0, 2, 1, 3], False),  # Swin's partition
+        ((1, 64, 8, 7, 8, 7), (0, 2, 4, 3, 5, 1), [1, 3, 2, 4, 0], True),  # MaxViT's
+        ((1, 1, 7, 1, 7, 1024), (0, 1, 3, 2, 4, 5), [0], False),  # only size-1 axes move
+        ((1, 2, 116, 28, 28), (0, 2, 1, 3, 4), [1, 0, 2], False),  # a channel shuffle
+    ],
+)
+def test_transposes_are_classified_by_the_transpose_they_are(shape, perm, canonical, gathers):
+    from edgecnn.analysis.latency_predictor import canonical_perm, gathers_elements
+
+    assert canonical_perm(shape, perm) == canonical
+    assert gathers_elements(shape, perm) is gathers
+    f = memory_features("transpose", [shape], [[shape[p] for p in perm]], perm, "int8")
+    assert f["in_bytes"] == f["out_bytes"] == math.prod(shape)
+    assert f["strided_bytes"] == (f["out_bytes"] if gathers else 0) and f["pad_bytes"] == 0
+
+
+def test_memory_features_count_the_bytes_each_op_reads_and_writes():
+    # a gather of one of q, k, v reads only its third of the input
+    f = memory_features("slice", [(3, 4, 16, 49, 32)], [(4, 16, 49, 32)], None, "fp32")
+    assert f["in_bytes"] == f["out_bytes"] == 4 * 16 * 49 * 32 * 4
+    f = memory_features("pad", [(1, 55, 55, 96)], [(1, 56, 56, 96)], None, "int8")
+    assert (f["in_bytes"], f["out_bytes"]) == (55 * 55 * 96, 56 * 56 * 96)
+    assert f["pad_bytes"] == f["out_bytes"] and f["strided_bytes"] == 0
+    f = memory_features("copy", [(1, 8, 4, 4)], [(1, 4, 4, 4), (1, 4, 4, 4)], None, "fp32")
+    assert f["in_bytes"] == f["out_bytes"] == 512 and f["pad_bytes"] == f["strided_bytes"] == 0
+
+
+@pytest.mark.parametrize("fn", ["transpose", "transpose_rows", "transpose_mixed", "pad", "slice"])
+def test_sampled_memory_kernels_compute_what_their_features_say(fn):
+    """Each sampled data-movement model, run in ORT, gives numpy's result for its op, and its
+    features are :func:`memory_features` of the shapes it runs on."""
+    import onnxruntime as ort
+
+    from edgecnn.runtime.calibrate import MEMORY_FNS, _memory_shapes, build_model, features_of
+
+    assert fn in MEMORY_FNS
+    cfg = {"type": "memory", "c": 24, "hw": 6, "fn": fn, "pad": 2}
+    shape_in, shape_out, perm = _memory_shapes(cfg)
+    x = np.random.default_rng(0).standard_normal(shape_in).astype(np.float32)
+    sess = ort.InferenceSession(build_model(cfg).SerializeToString())
+    (y,) = sess.run(None, {"x": x})
+    if perm is not None:
+        want = np.transpose(x, perm)
+    elif fn == "pad":
+        want = np.pad(x, [(0, 0), (2, 2), (2, 2), (0, 0)])
+    else:
+        want = x[:, :12]
+    np.testing.assert_array_equal(y, np.maximum(want, 0))  # the untimed ReLU tail
+    assert list(y.shape) == shape_out
+    kind = "transpose" if fn.startswith("transpose") else fn
+    assert features_of(cfg, "fp32") == (
+        "memory",
+        memory_features(kind, [shape_in], [shape_out], perm, "fp32"),
+    )
+    assert (features_of(cfg, "fp32")[1]["strided_bytes"] > 0) is (fn == "transpose_mixed")
 
 
 def test_kernel_grouping_matches_ort_fusion():

@@ -84,6 +84,7 @@ FEATURES: dict[str, tuple[str, ...]] = {
     "gconv": (
         "macs",
         "macs_strided",
+        "macs_c16_off",
         "in_bytes",
         "out_bytes",
         "weight_bytes",
@@ -100,7 +101,7 @@ FEATURES: dict[str, tuple[str, ...]] = {
     "matmul": ("macs", "in_bytes", "out_bytes", "gemms", "masked_macs"),
     "softmax": ("in_bytes", "out_bytes", "masked_bytes"),
     "norm": ("in_bytes", "out_bytes"),
-    "memory": ("in_bytes", "out_bytes"),
+    "memory": ("in_bytes", "out_bytes", "strided_bytes", "pad_bytes"),
     "bn": ("in_bytes", "out_bytes", "act_bytes"),
 }
 KERNEL_TYPES: tuple[str, ...] = tuple(FEATURES)
@@ -174,7 +175,11 @@ def conv_features(
     (``macs_c16_off``: ORT's int8 depthwise kernel runs 2.3-2.5x slower per MAC then, on the
     AVX-512 VNNI host it was found on, at 14x14 and 28x28, 3x3 and 5x5, stride 1 and 2; fp32
     showed no step at 560-584 channels, yet its fit gives the feature a rate of ~40% of the
-    MAC rate there, perhaps the NCHWc padding of small channel counts to 16).
+    MAC rate there, perhaps the NCHWc padding of small channel counts to 16); a grouped
+    conv's MACs are repeated when its group width (input or output channels per group) is not
+    a multiple of 16 (``macs_c16_off`` too: ORT's fp32 NCHWc transformer then leaves it to the
+    NCHW ``FusedConv``, 1.6-2x slower per MAC at group widths 24-120 than the NCHWc ``Conv`` at
+    16-128 on that host; its NCHWc block is 16 channels with AVX-512, 8 with AVX2).
     """
     bpe = PRECISION_BYTES[precision]
     cin_g = cin // groups
@@ -204,6 +209,7 @@ def conv_features(
         f["macs_c16_off"] = float(macs if cout % 16 else 0)
         kind = "dwconv"
     else:
+        f["macs_c16_off"] = float(macs if cin_g % 16 or (cout // groups) % 16 else 0)
         kind = "gconv"
     return kind, {k: f.get(k, 0.0) for k in FEATURES[kind]}
 
@@ -274,7 +280,71 @@ def _layer_kernel(layer: Layer, precision: str) -> tuple[str, dict[str, float]]:
         return "softmax", {"in_bytes": in_b, "out_bytes": out_b, "masked_bytes": 0.0}
     if op in (OpKind.LAYERNORM, OpKind.GROUPNORM, OpKind.INSTANCENORM):
         return "norm", {"in_bytes": in_b, "out_bytes": out_b}
-    return "memory", {"in_bytes": in_b, "out_bytes": out_b}
+    kind = {OpKind.TRANSPOSE: "transpose", OpKind.SLICE: "slice", OpKind.PAD: "pad"}.get(op)
+    return "memory", memory_features(kind or "copy", ins, outs, layer.attr("perm"), precision)
+
+
+def canonical_perm(shape: Sequence[int], perm: Sequence[int]) -> list[int]:
+    """``perm`` as the transpose it is of ``shape``: size-1 axes left out and axes that stay
+    next to each other, in order, merged into one (NCHW -> NHWC of ``[1, C, H, W]`` is
+    ``[1, 0]``: a 2-D transpose of C x HW; Swin's window partition ``(0, 1, 3, 2, 4, 5)`` of
+    ``[1, 8, 7, 8, 7, 128]`` is ``[0, 2, 1, 3]``)."""
+    kept = [a for a in range(len(shape)) if shape[a] != 1]
+    rank = {a: i for i, a in enumerate(kept)}
+    seq = [rank[a] for a in perm if shape[a] != 1]
+    runs: list[list[int]] = []
+    for a in seq:
+        if runs and a == runs[-1][-1] + 1:
+            runs[-1].append(a)
+        else:
+            runs.append([a])
+    firsts = sorted(r[0] for r in runs)
+    return [firsts.index(r[0]) for r in runs]
+
+
+def gathers_elements(shape: Sequence[int], perm: Sequence[int]) -> bool:
+    """Whether a transpose of ``shape`` by ``perm`` must gather its output element by element
+    in ORT's generic loop: it moves the innermost axis, and it is not the move of one axis to
+    another place (which ORT runs as a blocked 2-D transpose: NCHW <-> NHWC, a swap of the
+    last two axes). Measured on one core: (0, 3, 2, 1) of ``[1, 96, 56, 56]`` and MaxViT's
+    window partition take ~10x the time per element of (0, 1, 3, 2) or Swin's partition."""
+    p = canonical_perm(shape, perm)
+    if len(p) < 2 or p[-1] == len(p) - 1:
+        return False
+    return not any(p[:i] + p[i + 1 :] == sorted(p[:i] + p[i + 1 :]) for i in range(len(p)))
+
+
+def memory_features(
+    kind: str,
+    in_shapes: Sequence[Sequence[int]],
+    out_shapes: Sequence[Sequence[int]],
+    perm: Sequence[int] | None,
+    precision: str,
+) -> dict[str, float]:
+    """Features of a data-movement kernel (``kind``: transpose, slice, pad or copy; bytes at
+    ``precision``).
+
+    ``in_bytes``: bytes read (a slice or gather reads only what it keeps: its output's bytes);
+    ``out_bytes``: bytes written; ``strided_bytes``: a transpose's output bytes when it
+    gathers element by element (:func:`gathers_elements`: ~10x slower per byte in ORT than a
+    transpose that keeps the innermost axis or moves one axis: MaxViT's window partitions
+    against Swin's); ``pad_bytes``: a pad's output bytes (in an INT8 model ORT pads in float
+    between a DequantizeLinear and a QuantizeLinear, 2-3x a slice of the same bytes)."""
+    bpe = PRECISION_BYTES[precision]
+    out_b = _bytes(out_shapes, bpe)
+    in_b = out_b if kind == "slice" else _bytes(in_shapes, bpe)
+    strided = (
+        kind == "transpose"
+        and perm is not None
+        and bool(in_shapes)
+        and gathers_elements(in_shapes[0], perm)
+    )
+    return {
+        "in_bytes": in_b,
+        "out_bytes": out_b,
+        "strided_bytes": out_b if strided else 0.0,
+        "pad_bytes": out_b if kind == "pad" else 0.0,
+    }
 
 
 def _conv_from_layer(

@@ -75,6 +75,7 @@ from edgecnn.analysis.latency_predictor import (
     conv_features,
     fit_type_model,
     kernels,
+    memory_features,
 )
 from edgecnn.errors import ConfigError
 from edgecnn.graph.ir import Graph
@@ -109,9 +110,11 @@ TYPE_WEIGHTS: dict[str, float] = {
     "matmul": 1.0,
     "softmax": 0.5,
     "norm": 0.5,
-    "memory": 0.5,
+    "memory": 1.5,
     "bn": 0.5,
 }
+#: The sampled data-movement kernels (:func:`_memory_shapes`).
+MEMORY_FNS = ("transpose", "transpose_rows", "transpose_mixed", "pad", "slice")
 MAX_SAMPLE_MACS = 6e8  #: sampled kernels are at most this many MACs (keeps calibration short)
 MIN_PER_TYPE = 1
 OPSET = 17
@@ -272,7 +275,15 @@ def _draw(kind: str, rng: np.random.Generator) -> dict[str, Any]:
     if kind == "bn":
         return dict(type=kind, c=_channels(rng, hw), hw=hw, act=str(rng.choice(["none", "relu"])))
     if kind == "memory":
-        return dict(type=kind, c=_channels(rng, hw), hw=hw, fn="transpose")
+        # ORT's data-movement kernels differ ~10x per byte by access pattern: a transpose that
+        # moves one axis (NCHW <-> NHWC), one that keeps the innermost axis (Swin's window
+        # partitions and head splits), one that gathers element by element (MaxViT's), a pad,
+        # a slice
+        fn = str(rng.choice(MEMORY_FNS, p=[0.25, 0.25, 0.2, 0.15, 0.15]))
+        cfg = dict(type=kind, c=_channels(rng, hw), hw=hw, fn=fn)
+        if fn == "pad":
+            cfg["pad"] = int(rng.choice([1, 1, 2, 3]))
+        return cfg
     raise ConfigError(f"unknown kernel type '{kind}'")
 
 
@@ -361,6 +372,12 @@ def features_of(cfg: dict[str, Any], precision: str) -> tuple[str, dict[str, flo
         return t, {"in_bytes": float(n * cfg["n"] * bpe), "out_bytes": float(n * cfg["n"] * bpe)}
     if t == "softmax":
         return t, {"in_bytes": float(n * bpe), "out_bytes": float(n * bpe), "masked_bytes": 0.0}
+    if t == "memory" and cfg.get("fn") in MEMORY_FNS:
+        shape_in, shape_out, perm = _memory_shapes(cfg)
+        kind = "transpose" if cfg["fn"].startswith("transpose") else cfg["fn"]
+        return t, memory_features(kind, [shape_in], [shape_out], perm, precision)
+    if t == "memory":
+        return t, memory_features("copy", [[n]], [[n]], None, precision)
     return t, {"in_bytes": float(n * bpe), "out_bytes": float(n * bpe)}
 
 
@@ -406,6 +423,51 @@ def _act_nodes(fn: str, x: str, y: str, p: str) -> tuple[list[onnx.NodeProto], l
             helper.make_node("Mul", [f"{p}d", f"{p}half"], [y], name=f"{p}mul2"),
         ], inits
     raise ConfigError(f"unknown activation '{fn}'")
+
+
+def _memory_shapes(cfg: dict[str, Any]) -> tuple[list[int], list[int], list[int] | None]:
+    """``(input shape, output shape, perm)`` of a sampled data-movement kernel: a transpose of
+    the last two axes of ``[1, c, hw, hw]`` (``transpose``: one axis moves), of the middle two
+    of ``[1, hw, hw, c]`` (``transpose_rows``: it copies runs of ``c``), (0, 3, 2, 1) of
+    ``[1, c, hw, hw]`` (``transpose_mixed``: it gathers element by element), a pad of
+    ``[1, hw, hw, c]`` by ``pad`` on both sides of H and W (Swin's), the first half of the
+    channels of ``[1, c, hw, hw]`` (``slice``)."""
+    c, hw, fn = cfg["c"], cfg["hw"], cfg["fn"]
+    if fn == "transpose":
+        return [1, c, hw, hw], [1, c, hw, hw], [0, 1, 3, 2]
+    if fn == "transpose_rows":
+        return [1, hw, hw, c], [1, hw, hw, c], [0, 2, 1, 3]
+    if fn == "transpose_mixed":
+        return [1, c, hw, hw], [1, hw, hw, c], [0, 3, 2, 1]
+    if fn == "pad":
+        p = int(cfg.get("pad", 1))
+        return [1, hw, hw, c], [1, hw + 2 * p, hw + 2 * p, c], None
+    if fn == "slice":
+        return [1, c, hw, hw], [1, max(c // 2, 1), hw, hw], None
+    raise ConfigError(f"unknown memory kernel '{fn}'")
+
+
+def _memory_nodes(cfg: dict[str, Any]) -> tuple[list[onnx.NodeProto], list[int]]:
+    """The node (reading graph input ``x``, writing ``y``) of :func:`_memory_shapes`' kernel
+    and its output shape; constant operands are ``Constant`` nodes."""
+    shape_in, shape_out, perm = _memory_shapes(cfg)
+    fn = cfg["fn"]
+    if perm is not None:
+        return [helper.make_node("Transpose", ["x"], ["y"], name="tr", perm=perm)], shape_out
+
+    def const(name: str, vals: list[int]) -> onnx.NodeProto:
+        arr = numpy_helper.from_array(np.array(vals, dtype=np.int64), name)
+        return helper.make_node("Constant", [], [name], name=name, value=arr)
+
+    if fn == "pad":
+        p = int(cfg.get("pad", 1))
+        pads = [0, p, p, 0, 0, p, p, 0]
+        return [const("pads", pads), helper.make_node("Pad", ["x", "pads"], ["y"], name="pad")], (
+            shape_out
+        )
+    nodes = [const("st", [0]), const("en", [shape_out[1]]), const("ax", [1])]
+    nodes.append(helper.make_node("Slice", ["x", "st", "en", "ax"], ["y"], name="slice"))
+    return nodes, shape_out
 
 
 def build_model(cfg: dict[str, Any], seed: int = 0) -> onnx.ModelProto:
@@ -478,6 +540,8 @@ def build_model(cfg: dict[str, Any], seed: int = 0) -> onnx.ModelProto:
     else:
         c, hw = cfg["c"], cfg["hw"]
         shape = list(cfg["shape"]) if "shape" in cfg else [1, c, hw, hw]
+        if t == "memory" and cfg.get("fn") in MEMORY_FNS:
+            shape = _memory_shapes(cfg)[0]
         inputs.append(_vi("x", shape))
         out_shape = shape
         if t == "gpool":
@@ -512,10 +576,8 @@ def build_model(cfg: dict[str, Any], seed: int = 0) -> onnx.ModelProto:
             inits += i_
         elif t in ("memory", "softmax", "norm"):
             fn = {"softmax": "softmax", "norm": "layernorm"}.get(t) or cfg["fn"]
-            if fn == "transpose":
-                nodes.append(
-                    helper.make_node("Transpose", ["x"], ["y"], name="tr", perm=[0, 1, 3, 2])
-                )
+            if fn in MEMORY_FNS:
+                nodes, out_shape = _memory_nodes(cfg)
             elif fn == "softmax":
                 nodes.append(helper.make_node("Softmax", ["x"], ["y"], name="sm", axis=-1))
             elif fn == "layernorm":
