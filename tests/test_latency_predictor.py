@@ -91,6 +91,13 @@ def test_conv_features_closed_form():
     assert conv_features(64, 64, 7, 7, 3, 3, 4, 64 * 49, "fp32")[1]["macs_strided"] == 0
     kind, f = conv_features(16, 32, 8, 8, 7, 7, 1, 16 * 64, "fp32")
     assert f["macs_k5"] == f["macs"] and f["macs_k1"] == 0
+    # ShuffleNet v2 x1.0's 58 channels are off ORT's multiples of 4 (either side); a stem's
+    # 3 input channels count as few channels instead
+    for cin, cout, off in ((58, 58, True), (64, 58, True), (58, 64, True), (60, 64, False)):
+        f = conv_features(cin, cout, 28, 28, 1, 1, 1, cin * 784, "int8")[1]
+        assert f["macs_c4_off"] == (f["macs"] if off else 0) == (cout * 784 * cin if off else 0)
+    f = conv_features(3, 24, 112, 112, 3, 3, 1, 3 * 224 * 224, "int8")[1]
+    assert f["macs_c4_off"] == 0 and f["macs_lowc"] == f["macs"]
     # grouped: group widths of 16 and 48 are on ORT's NCHWc path, 24 (RegNetX-1.6GF) is not
     for width, off in ((16, False), (48, False), (24, True)):
         kind, f = conv_features(4 * width, 4 * width, 14, 14, 3, 3, 4, 4 * width * 196, "fp32")

@@ -60,6 +60,7 @@ FEATURES: dict[str, tuple[str, ...]] = {
         "macs_k1",
         "macs_k5",
         "macs_lowc",
+        "macs_c4_off",
         "in_bytes",
         "out_bytes",
         "weight_bytes",
@@ -169,8 +170,12 @@ def conv_features(
     Bytes are at ``precision`` (fp32 4, int8 1 per element); weights cout x cin/groups x kh x kw.
     ``residual``: a fused residual add reads a second tensor the size of the output.
     The MACs are repeated by shape class: of 1x1 kernels (``macs_k1``), of kernels of 5x5 or
-    more (``macs_k5``), of few input channels per group (``macs_lowc``, < 16) and of strided
-    convs (``macs_strided``: the input has more than 1.5x the output's pixels per channel);
+    more (``macs_k5``), of few input channels per group (``macs_lowc``, < 16), of convs whose
+    input or output channels are not a multiple of 4 (``macs_c4_off``, 16 input channels or
+    more: ShuffleNet v2 x1.0's 58; ORT's int8 QLinearConv runs ~2x slower per MAC then, 58 or
+    57 against 56 or 60 channels, 1x1 and 3x3, on this AVX-512 VNNI host, fp32 1.2-1.5x) and of
+    strided convs (``macs_strided``: the input has more than 1.5x the output's pixels per
+    channel);
     a depthwise conv's MACs are repeated when its channel count is not a multiple of 16
     (``macs_c16_off``: ORT's int8 depthwise kernel runs 2.3-2.5x slower per MAC then, on the
     AVX-512 VNNI host it was found on, at 14x14 and 28x28, 3x3 and 5x5, stride 1 and 2; fp32
@@ -203,6 +208,7 @@ def conv_features(
         f["macs_k1"] = float(macs if kh * kw == 1 else 0)
         f["macs_k5"] = float(macs if kh * kw >= 25 else 0)
         f["macs_lowc"] = float(macs if cin_g < 16 else 0)
+        f["macs_c4_off"] = float(macs if cin_g >= 16 and (cin % 4 or cout % 4) else 0)
         f["sum_bytes"] = float(out_bytes if residual else 0)
         kind = "conv"
     elif groups == cin and cin_g == 1:

@@ -178,11 +178,15 @@ class CalibrationResult:
 
 
 def _channels(rng: np.random.Generator, hw: int, lo: int = 8, hi: int = 2048) -> int:
-    """Channels typical at feature-map size ``hw``: ~64 at 56x56, doubling as hw halves."""
+    """Channels typical at feature-map size ``hw``: ~64 at 56x56, doubling as hw halves;
+    multiples of 8 (4 below 32), 15% of them (16 or more) 1-3 past one."""
     base = 64.0 * 56.0 / max(hw, 1)
     c = base * 2.0 ** rng.uniform(-2.0, 1.5)
     step = 8 if c >= 32 else 4
-    return int(min(max(round(c / step) * step, lo), hi))
+    c = min(max(round(c / step) * step, lo), hi)
+    if c >= 16 and rng.random() < 0.15:  # channels off the multiples of 4 (ShuffleNet's 58)
+        c += int(rng.choice([1, 2, 2, 3]))
+    return int(min(c, hi))
 
 
 def _hw(rng: np.random.Generator) -> int:
