@@ -464,13 +464,12 @@ def _memory_nodes(cfg: dict[str, Any]) -> tuple[list[onnx.NodeProto], list[int]]
         return helper.make_node("Constant", [], [name], name=name, value=arr)
 
     if fn == "pad":
-        p = int(cfg.get("pad", 1))
-        pads = [0, p, p, 0, 0, p, p, 0]
-        return [const("pads", pads), helper.make_node("Pad", ["x", "pads"], ["y"], name="pad")], (
-            shape_out
-        )
-    nodes = [const("st", [0]), const("en", [shape_out[1]]), const("ax", [1])]
-    nodes.append(helper.make_node("Slice", ["x", "st", "en", "ax"], ["y"], name="slice"))
+        p = (shape_out[1] - shape_in[1]) // 2
+        nodes = [const("pads", [0, p, p, 0, 0, p, p, 0])]
+        nodes.append(helper.make_node("Pad", ["x", "pads"], ["y"], name="pad"))
+    else:
+        nodes = [const("st", [0]), const("en", [shape_out[1]]), const("ax", [1])]
+        nodes.append(helper.make_node("Slice", ["x", "st", "en", "ax"], ["y"], name="slice"))
     return nodes, shape_out
 
 
