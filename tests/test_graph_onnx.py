@@ -142,3 +142,52 @@ def test_quantized_qdq_model_counts_its_weights(tmp_path):
     assert b.totals.macs == a.totals.macs
     assert b.totals.params == a.totals.params == 8 * 3 * 9 + 8 + 4 * 8 + 4
     assert sum(r.params for r in b.layers) == b.totals.params
+
+
+class _Einsum(torch.nn.Module):
+    def __init__(self, equation):
+        super().__init__()
+        self.equation = equation
+
+    def forward(self, a, b):
+        return torch.einsum(self.equation, a, b)
+
+
+@pytest.mark.parametrize(
+    ("equation", "a", "b", "macs"),
+    [
+        # MaxViT's attention scores and weighted sum (its spaced equation, as PyTorch exports it)
+        (
+            "B G H I D, B G H J D -> B G H I J",
+            (1, 4, 2, 49, 32),
+            (1, 4, 2, 49, 32),
+            4 * 2 * 49 * 49 * 32,
+        ),
+        ("bghij,bghjd->bghid", (1, 4, 2, 49, 49), (1, 4, 2, 49, 32), 4 * 2 * 49 * 32 * 49),
+        ("ij,jk", (3, 4), (4, 5), 3 * 5 * 4),  # implicit output: "ik"
+        ("...id,...jd->...ij", (2, 3, 5, 8), (2, 3, 6, 8), 2 * 3 * 5 * 6 * 8),
+    ],
+)
+def test_einsum_products_count_their_macs(equation, a, b, macs, tmp_path):
+    path = tmp_path / "einsum.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _Einsum(equation), (torch.randn(*a), torch.randn(*b)), str(path), dynamo=False
+        )
+    assert [n.op_type for n in onnx.load(str(path)).graph.node] == ["Einsum"]
+    p = profile(load_graph(str(path)))
+    assert p.totals.unknown_ops == []
+    assert p.totals.macs == macs
+
+
+def test_einsum_that_is_no_product_stays_unknown(tmp_path):
+    # an outer product contracts nothing: reported, never counted as zero MACs silently
+    path = tmp_path / "outer.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _Einsum("i,j->ij"), (torch.randn(3), torch.randn(4)), str(path), dynamo=False
+        )
+    assert [n.op_type for n in onnx.load(str(path)).graph.node] == ["Einsum"]
+    assert [u["op"] for u in profile(load_graph(str(path))).totals.unknown_ops] == ["Einsum"]

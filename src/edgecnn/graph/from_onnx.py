@@ -387,6 +387,9 @@ def _build(model: Any, shapes: dict, name: str) -> Graph:
         if _propagate_static(node, kind, ins, st):
             continue
         _require_output_shapes(node, idx, shapes)
+        if node.op_type == "Einsum":
+            k = einsum_reduction(_attrs(node).get("equation", b""), [shapes[i][0] for i in ins])
+            kind = OpKind.MATMUL if k is not None else OpKind.UNKNOWN
         layers.append(_node_layer(node, idx, kind, fn, ins, st, param_numel))
     unknown = sorted({layer.source_op for layer in layers if layer.op is OpKind.UNKNOWN})
     init_names = {i.name for i in g.initializer}
@@ -502,6 +505,60 @@ def _constant_value(node: Any) -> Any:
         if a.name == "value_float":
             return onnx.helper.make_tensor("", onnx.TensorProto.FLOAT, [], [a.f])
     return None
+
+
+def _equation(equation: str | bytes) -> str:
+    """An Einsum equation as text, without spaces (PyTorch exports ``"B G H I D, ..."``)."""
+    text = equation.decode() if isinstance(equation, bytes) else str(equation)
+    return text.replace(" ", "")
+
+
+def einsum_reduction(equation: str | bytes, shapes: list[Any]) -> int | None:
+    """The reduction length of a two-operand ``Einsum`` that is a (batched) matrix product:
+    the product of the sizes of the indices its operands share and its output drops (MACs =
+    output elements x that length, as for a MatMul). None when the equation is not one:
+    not two operands, a repeated index within an operand (a diagonal), no contracted index,
+    or an unknown shape; the layer then stays unknown and is reported.
+
+    ``...`` stands for the same leading (broadcast) dimensions in every term; without ``->``
+    the output is the indices that occur once, in alphabetical order (the ONNX convention).
+    """
+    eq = _equation(equation)
+    lhs, arrow, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != 2 or len(shapes) != 2 or any(s is None for s in shapes):
+        return None
+    sizes: dict[str, int] = {}
+    letters: list[str] = []
+    for term, shape in zip(terms, shapes, strict=True):
+        head, dots, tail = term.partition("...")
+        if not dots and len(term) != len(shape):
+            return None
+        if dots and len(head) + len(tail) > len(shape):
+            return None
+        dims = list(zip(head, shape[: len(head)], strict=True))
+        if tail:
+            dims += list(zip(tail, shape[len(shape) - len(tail) :], strict=True))
+        if len({c for c, _ in dims}) != len(dims):
+            return None  # a diagonal (e.g. "ii,i->i")
+        for c, d in dims:
+            if not c.isalpha():
+                return None
+            if sizes.setdefault(c, int(d)) != int(d) and 1 not in (sizes[c], int(d)):
+                return None
+            sizes[c] = max(sizes[c], int(d))
+        letters += [c for c, _ in dims]
+    if arrow:
+        kept = set(rhs.replace("...", ""))
+    else:
+        kept = {c for c in letters if letters.count(c) == 1}
+    contracted = [c for c in sizes if c not in kept]
+    if not contracted or any(letters.count(c) != 2 for c in contracted):
+        return None
+    k = 1
+    for c in contracted:
+        k *= sizes[c]
+    return k
 
 
 def _node_kind(node: Any, gate: tuple[str, str] | None) -> tuple[OpKind, str | None, list[str]]:
@@ -720,6 +777,10 @@ def _layer_attrs(
             out["stride"] = tuple(attrs.get("strides") or (1,) * len(kernel))
             out["padding"] = tuple(attrs.get("pads") or (0,) * (2 * len(kernel)))
             out["mode"] = "max" if kind is OpKind.MAXPOOL else "avg"
+    elif node.op_type == "Einsum":
+        k = einsum_reduction(attrs.get("equation", b""), [shapes[i][0] for i in ins])
+        out["k"] = k
+        out["equation"] = _equation(attrs.get("equation", b""))
     elif node.op_type == "Transpose" and "perm" in attrs:
         out["perm"] = tuple(int(p) for p in attrs["perm"])
     return out
