@@ -10,6 +10,7 @@ import pytest
 
 from edgecnn.analysis.latency_correction import (
     CLIP,
+    MIN_LEAF_SAMPLES,
     Correction,
     correction_features,
     fit_correction,
@@ -31,7 +32,13 @@ def test_trees_evaluate_as_scikit_learn_does_and_survive_json():
     y = np.sin(x[:, 0]) + 0.3 * x[:, 1] * (x[:, 2] > 5)
     corr = fit_correction(x, y, trees=40, depth=3, rate=0.1)
     ref = GradientBoostingRegressor(
-        loss="huber", n_estimators=40, max_depth=3, learning_rate=0.1, subsample=0.8, random_state=0
+        loss="huber",
+        n_estimators=40,
+        max_depth=3,
+        learning_rate=0.1,
+        subsample=0.8,
+        min_samples_leaf=MIN_LEAF_SAMPLES,
+        random_state=0,
     ).fit(x, y)
     test = rng.uniform(0, 10, (50, 4))
     want = np.clip(ref.predict(test), -CLIP, CLIP)
@@ -95,6 +102,24 @@ def test_correction_fixes_what_a_linear_law_cannot():
     del d["corrections"]
     old = Predictor.from_dict(d)
     assert old.corrections == {} and old.predict_features("conv", rows[0]) == pytest.approx(base[0])
+
+
+def test_one_outlying_kernel_does_not_set_a_regions_factor():
+    """300 kernels on the linear law (2% noise), and the three with the largest outputs twice
+    as slow (a float activation the features do not separate): with single-sample leaves the
+    trees give the region past them their factor; with leaves of MIN_LEAF_SAMPLES kernels the
+    factor there stays near 1 (a kernel past the sampled range is predicted as most of its
+    neighbours measured)."""
+    rng = np.random.default_rng(3)
+    x = np.sort(rng.uniform(0.0, 10.0, size=(300, 1)), axis=0)
+    y = rng.normal(0.0, 0.02, size=300)
+    y[-3:] = math.log(2.0)
+    far = [10.5]
+    loose = fit_correction(x, y, min_leaf=1)
+    tight = fit_correction(x, y)
+    assert MIN_LEAF_SAMPLES >= 5
+    assert loose.log_factor(far) > 0.5 * math.log(2.0)
+    assert abs(tight.log_factor(far)) < 0.2 * math.log(2.0)
 
 
 def test_fallback_type_uses_its_models_correction():

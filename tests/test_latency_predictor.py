@@ -646,3 +646,33 @@ def test_samples_are_normalised_to_the_calibrations_median_anchor():
     samples = [Sample("conv", {}, {}, 1.0, 0.0) for _ in items]
     normalise_to_anchor(samples, items, [10.0, 10.0, 30.0, 10.0, 10.0])
     assert [s.kernel_ms for s in samples] == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_einsum_is_a_matmul_kernel_and_a_reduction_a_norm_kernel():
+    """MaxViT's attention Einsums are batched products (matmul kernels with their MACs and
+    GEMM count), not data movement; Swin-v2's ReduceL2 of q and k is a reduction read once
+    (a norm kernel), not a copy."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgecnn.graph.from_onnx import graph_from_onnx
+
+    q = helper.make_tensor_value_info("q", TensorProto.FLOAT, [1, 4, 2, 49, 32])
+    k = helper.make_tensor_value_info("k", TensorProto.FLOAT, [1, 4, 2, 49, 32])
+    s = helper.make_tensor_value_info("s", TensorProto.FLOAT, [1, 4, 2, 49, 49])
+    n = helper.make_tensor_value_info("n", TensorProto.FLOAT, [1, 4, 2, 49, 1])
+    nodes = [
+        helper.make_node("Einsum", ["q", "k"], ["s"], equation="bghid,bghjd->bghij"),
+        helper.make_node("ReduceL2", ["q"], ["n"], axes=[-1], keepdims=1),
+    ]
+    model = helper.make_model(
+        helper.make_graph(nodes, "g", [q, k], [s, n]), opset_imports=[helper.make_opsetid("", 17)]
+    )
+    onnx.checker.check_model(model)
+    by_type = {kern.type: kern for kern in kernels(graph_from_onnx(model), "int8")}
+    assert set(by_type) == {"matmul", "norm"}
+    mm = by_type["matmul"].features
+    assert mm["macs"] == 4 * 2 * 49 * 49 * 32
+    assert mm["gemms"] == 4 * 2
+    assert mm["in_bytes"] == 2 * 4 * 2 * 49 * 32 and mm["out_bytes"] == 4 * 2 * 49 * 49
+    assert by_type["norm"].features == {"in_bytes": 4 * 2 * 49 * 32, "out_bytes": 4 * 2 * 49}
