@@ -676,3 +676,59 @@ def test_einsum_is_a_matmul_kernel_and_a_reduction_a_norm_kernel():
     assert mm["gemms"] == 4 * 2
     assert mm["in_bytes"] == 2 * 4 * 2 * 49 * 32 and mm["out_bytes"] == 4 * 2 * 49 * 49
     assert by_type["norm"].features == {"in_bytes": 4 * 2 * 49 * 32, "out_bytes": 4 * 2 * 49}
+
+
+class ShuffleUnit(nn.Module):
+    """A ShuffleNet v2 downsampling unit's tail (two conv branches, concat, channel shuffle),
+    then a conv and ConvNeXt's permute to channels-last."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(8, 16, 1)
+        self.b = nn.Conv2d(8, 16, 1)
+        self.c = nn.Conv2d(32, 32, 3, padding=1)
+
+    def forward(self, x):
+        y = torch.cat([torch.relu(self.a(x)), torch.relu(self.b(x))], 1)
+        n, c, h, w = y.shape
+        y = y.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
+        return self.c(y).permute(0, 2, 3, 1)
+
+
+def test_int8_transposes_of_nhwc_conv_outputs_are_the_ones_ort_runs(tmp_path):
+    """ORT's int8 graph holds conv outputs in NHWC and merges the layout transpose into the
+    transposes reading them: the shuffle after a concat of two conv branches becomes a
+    gathering (0, 4, 3, 1, 2) of [N, H, W, 2, C/2] and the permute to NHWC after a conv is
+    gone. The reference is ORT's own optimized graph; fp32 keeps both transposes as they are."""
+    import onnx
+    import onnxruntime as ort
+
+    from edgecnn.analysis.latency_predictor import nhwc_storage_perm
+    from edgecnn.models.resolve import load_graph
+    from edgecnn.runtime.calibrate import quantize_model
+    from edgecnn.runtime.export import export_onnx
+
+    path = export_onnx(ShuffleUnit().eval(), tmp_path / "s.onnx", (1, 8, 12, 12))
+    graph = load_graph(str(path))
+    q = quantize_model(onnx.load(str(path)), tmp_path)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    ort.InferenceSession(q.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    opt = onnx.load(str(tmp_path / "opt.onnx"))
+    perms = {
+        n.name: list(next(a.ints for a in n.attribute if a.name == "perm"))
+        for n in opt.graph.node
+        if n.op_type == "Transpose"
+    }
+    transposes = [la for la in graph.layers if la.op.name == "TRANSPOSE"]
+    shuffle, permute = transposes  # in graph order
+    assert perms[shuffle.name] == [0, 4, 3, 1, 2]  # ORT's merged shuffle
+    assert permute.name not in perms  # cancelled against the conv's layout
+    stored = nhwc_storage_perm((1, 32, 12, 12), shuffle.inputs[0].shape, shuffle.attr("perm"))
+    assert stored == ([1, 12, 12, 2, 16], [0, 4, 3, 1, 2])
+    k8 = {k.name: k for k in kernels(graph, "int8")}
+    k32 = {k.name: k for k in kernels(graph, "fp32")}
+    assert k8[shuffle.name].features["strided_bytes"] == 32 * 12 * 12
+    assert k32[shuffle.name].features["strided_bytes"] == 0.0
+    assert permute.name not in k8 and permute.name in k32
