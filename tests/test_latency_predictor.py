@@ -99,8 +99,9 @@ def test_conv_features_closed_form():
     f = conv_features(3, 24, 112, 112, 3, 3, 1, 3 * 224 * 224, "int8")[1]
     assert f["macs_c4_off"] == 0 and f["macs_lowc"] == f["macs"]
     # grouped: group widths of 16 and 48 are on ORT's NCHWc path, 24 (RegNetX-1.6GF) is not
-    for width, off in ((16, False), (48, False), (24, True)):
-        kind, f = conv_features(4 * width, 4 * width, 14, 14, 3, 3, 4, 4 * width * 196, "fp32")
+    # (48, a wide group, is a dense conv kernel in fp32: the int8 grouped kernel then)
+    for width, off, prec in ((16, False, "fp32"), (48, False, "int8"), (24, True, "fp32")):
+        kind, f = conv_features(4 * width, 4 * width, 14, 14, 3, 3, 4, 4 * width * 196, prec)
         assert kind == "gconv" and f["macs"] == 4 * width * 196 * width * 9
         assert f["macs_c16_off"] == (f["macs"] if off else 0), width
 
@@ -276,7 +277,11 @@ def test_calibration_models_are_valid_onnx_with_matching_features():
         onnx.checker.check_model(m)
         onnx.checker.check_model(replicate(m, 2))
         t, f = features_of(cfg, "fp32")
-        assert t == kind and set(f) == set(FEATURES[kind])
+        want = kind
+        if kind == "gconv":  # wide groups run as the dense conv kernel in fp32
+            width = cfg["cin"] // cfg["groups"]
+            want = "conv" if width >= 32 and width % 16 == 0 else "gconv"
+        assert t == want and set(f) == set(FEATURES[want])
 
 
 def test_profile_missing_predictor_exits_2_one_line(tmp_path, monkeypatch, capsys):
@@ -732,3 +737,16 @@ def test_int8_transposes_of_nhwc_conv_outputs_are_the_ones_ort_runs(tmp_path):
     assert k8[shuffle.name].features["strided_bytes"] == 32 * 12 * 12
     assert k32[shuffle.name].features["strided_bytes"] == 0.0
     assert permute.name not in k8 and permute.name in k32
+
+
+def test_wide_groups_are_dense_conv_kernels_in_fp32_only():
+    # RegNetX-16GF's 128-wide groups: fp32 NCHWc runs them per group at the dense conv rate
+    kind, f = conv_features(256, 256, 28, 28, 3, 3, 2, 256 * 28 * 28, "fp32", "relu")
+    assert kind == "conv"
+    assert f["macs"] == 256 * 28 * 28 * 128 * 9
+    assert f["weight_bytes"] == 256 * 128 * 9 * 4
+    assert f["macs_lowc"] == 0 and f["macs_c4_off"] == 0 and f["sum_bytes"] == 0
+    # narrow groups, widths off the 16-channel block, and int8 stay grouped convs
+    for cin, groups, precision in ((256, 16, "fp32"), (240, 2, "fp32"), (256, 2, "int8")):
+        kind, _ = conv_features(cin, cin, 28, 28, 3, 3, groups, cin * 28 * 28, precision)
+        assert kind == "gconv", (cin, groups, precision)

@@ -204,7 +204,19 @@ def conv_features(
         "act_sigmoid_bytes": float(out_bytes if cls == "sigmoid" else 0),
         "act_other_bytes": float(out_bytes if cls == "other" else 0),
     }
-    if groups == 1:
+    # fp32 NCHWc runs a grouped conv of wide groups (32 channels or more, multiples of the
+    # 16-channel block) as the dense conv kernel it runs per group, at the dense conv's rate
+    # per MAC: 12.0-12.6 ms per G MAC at group widths 48-128 (2-16 groups) against 12.2 for a
+    # 256-channel dense conv, 28x28 3x3, one core, this host (RegNetX-16GF's 128-wide groups);
+    # int8 QLinearConv slows steadily as groups narrow (4.6 at 128, 9.9 at 32, against 3.2)
+    wide_groups = (
+        precision == "fp32"
+        and groups > 1
+        and cin_g >= 32
+        and cin_g % 16 == 0
+        and (cout // groups) % 16 == 0
+    )
+    if groups == 1 or wide_groups:
         f["macs_k1"] = float(macs if kh * kw == 1 else 0)
         f["macs_k5"] = float(macs if kh * kw >= 25 else 0)
         f["macs_lowc"] = float(macs if cin_g < 16 else 0)
