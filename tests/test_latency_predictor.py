@@ -83,6 +83,9 @@ def test_conv_features_closed_form():
     assert f["macs_c16_off"] == 0
     kind, f = conv_features(72, 72, 14, 14, 3, 3, 72, 72 * 196, "int8", "relu6")
     assert kind == "dwconv" and f["macs_c16_off"] == f["macs"] == 72 * 196 * 9
+    assert f["macs_c4_off"] == 0  # 72 is a multiple of 4; ShuffleNet's 58 is not
+    f = conv_features(58, 58, 28, 28, 3, 3, 58, 58 * 784, "fp32")[1]
+    assert f["macs_c4_off"] == f["macs_c16_off"] == f["macs"] == 58 * 784 * 9
     assert conv_features(8, 8, 4, 4, 3, 3, 8, 128, "fp32")[1]["macs_c16_off"] == 8 * 16 * 9
     assert conv_features(64, 64, 7, 7, 3, 3, 4, 64 * 49, "fp32")[0] == "gconv"
     # stride 2 (14x14 -> 7x7) and a 7x7 kernel land in their own MAC features
