@@ -210,7 +210,8 @@ def _draw(kind: str, rng: np.random.Generator) -> dict[str, Any]:
         cin = _channels(rng, hw)
         if rng.random() < 0.1:  # a stem: few input channels on a large image
             cin, hw = int(rng.choice([3, 3, 16, 24])), int(rng.choice([224, 112]))
-            k, stride = int(rng.choice([3, 3, 7] if cin == 3 else [3])), 2
+            # mostly strided; VGG's (and dense-prediction nets') stems keep the resolution
+            k, stride = int(rng.choice([3, 3, 7] if cin == 3 else [3])), int(rng.choice([2, 2, 1]))
         cout = _channels(rng, hw)
         residual = bool(stride == 1 and rng.random() < 0.3)
         if residual:
