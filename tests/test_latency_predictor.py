@@ -483,6 +483,38 @@ def test_int8_float_island_pays_its_own_conversions(tmp_path):
     assert "DequantizeLinear" not in ops and "QuantizeLinear" not in ops
 
 
+def test_int8_pool_sample_times_the_int8_pool_a_network_runs(tmp_path):
+    """ORT's QDQ quantizer leaves a pool that the float graph input feeds in float; the INT8
+    pool sample sits between two untimed convolutions, so its timed ops are the int8 pools a
+    quantized network runs (no float pool, no conversion), and a stride-1 pool keeps the size
+    (padded, as networks pad it), with features that say so."""
+    import onnx
+
+    from edgecnn.runtime.calibrate import (
+        build_model,
+        features_of,
+        in_conv_context,
+        measure_kernel,
+        quantize_model,
+    )
+
+    avg = dict(type="avgpool", c=32, hw=14, k=3, stride=1)
+    mx = dict(type="maxpool", c=32, hw=28, k=3, stride=2)
+    assert in_conv_context(avg, "int8") and not in_conv_context(avg, "fp32")
+    # isolated, the "int8" pool is ORT's float kernel
+    _, _, ops = measure_kernel(quantize_model(build_model(avg), tmp_path), runs=3)
+    assert ops == ["AveragePool"]
+    m = build_model(avg, conv_context=True)
+    onnx.checker.check_model(m, full_check=True)
+    assert [d.dim_value for d in m.graph.output[0].type.tensor_type.shape.dim] == [1, 32, 14, 14]
+    _, _, ops = measure_kernel(quantize_model(m, tmp_path), runs=3)
+    assert ops == ["QLinearAveragePool"]
+    _, _, ops = measure_kernel(quantize_model(build_model(mx, conv_context=True), tmp_path), runs=3)
+    assert ops == ["NhwcMaxPool"]
+    _, f = features_of(avg, "int8")
+    assert f["out_bytes"] == 32 * 14 * 14 and f["window_elems"] == 32 * 14 * 14 * 9
+
+
 class ScaledAttention(nn.Module):
     """Attention scores two ways: ``(q * s) @ k^T`` (ORT folds the scale and the transpose
     into one FusedMatMul) and a scaled tensor that a second op also reads (not foldable)."""

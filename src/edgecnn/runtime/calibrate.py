@@ -303,6 +303,25 @@ def _out_hw(hw: int, k: int, stride: int) -> int:
     return (hw + 2 * (k // 2) - k) // stride + 1
 
 
+def _pool_pad(cfg: dict[str, Any]) -> int:
+    """A pool's padding (pixels per side): ``k // 2`` for a stride-1 pool, which networks pad to
+    keep the size (Inception's 3x3 average pools, GoogLeNet's 3x3 max pools), else 0."""
+    return cfg["k"] // 2 if cfg["stride"] == 1 else 0
+
+
+def _pool_out_hw(cfg: dict[str, Any]) -> int:
+    return (cfg["hw"] + 2 * _pool_pad(cfg) - cfg["k"]) // cfg["stride"] + 1
+
+
+def in_conv_context(cfg: dict[str, Any], precision: str) -> bool:
+    """Whether :func:`build_model` puts the kernel between two untimed convolutions.
+
+    True for INT8 pools: ORT's QDQ quantizer leaves a pool that the float graph input feeds in
+    float, so an isolated pool times ORT's FP32 kernel; between two quantized convolutions it
+    runs as in a network (``QLinearAveragePool``, ``NhwcMaxPool`` on int8 NHWC tensors)."""
+    return precision == "int8" and cfg["type"] in ("maxpool", "avgpool")
+
+
 def _macs(cfg: dict[str, Any]) -> float:
     t = cfg["type"]
     if t in ("conv", "dwconv", "gconv"):
@@ -334,7 +353,7 @@ def features_of(cfg: dict[str, Any], precision: str) -> tuple[str, dict[str, flo
             "weight_bytes": float((cfg["k"] * cfg["n"] + cfg["n"]) * bpe),
         }
     if t in ("maxpool", "avgpool"):
-        o = (cfg["hw"] - cfg["k"]) // cfg["stride"] + 1
+        o = _pool_out_hw(cfg)
         return t, {
             "in_bytes": float(cfg["c"] * cfg["hw"] ** 2 * bpe),
             "out_bytes": float(cfg["c"] * o * o * bpe),
@@ -474,8 +493,12 @@ def _memory_nodes(cfg: dict[str, Any]) -> tuple[list[onnx.NodeProto], list[int]]
     return nodes, shape_out
 
 
-def build_model(cfg: dict[str, Any], seed: int = 0) -> onnx.ModelProto:
-    """The single-kernel FP32 ONNX model of a sampled configuration."""
+def build_model(cfg: dict[str, Any], seed: int = 0, conv_context: bool = False) -> onnx.ModelProto:
+    """The single-kernel FP32 ONNX model of a sampled configuration.
+
+    ``conv_context`` (pools only, see :func:`in_conv_context`): the pool reads the output of an
+    untimed 1x1 convolution + ReLU (``head_conv``) and feeds another (``tail_conv``), so that
+    after INT8 quantization ORT runs the pool on the int8 tensors a network's pool reads."""
     rng = np.random.default_rng(seed)
     t = cfg["type"]
     nodes: list[onnx.NodeProto] = []
@@ -530,11 +553,28 @@ def build_model(cfg: dict[str, Any], seed: int = 0) -> onnx.ModelProto:
     elif t in ("maxpool", "avgpool"):
         c, hw, k, s = cfg["c"], cfg["hw"], cfg["k"], cfg["stride"]
         inputs.append(_vi("x", [1, c, hw, hw]))
+        src = "x"
+        if conv_context:
+            w = rng.standard_normal((c, c, 1, 1)) / math.sqrt(c)
+            inits += [_init("head_w", w), _init("head_b", rng.standard_normal(c) * 0.1)]
+            nodes += [
+                helper.make_node("Conv", ["x", "head_w", "head_b"], ["hc"], name="head_conv"),
+                helper.make_node("Relu", ["hc"], ["hr"], name="head_relu"),
+            ]
+            src = "hr"
         op = "MaxPool" if t == "maxpool" else "AveragePool"
-        nodes.append(
-            helper.make_node(op, ["x"], ["y"], name="pool", kernel_shape=[k, k], strides=[s, s])
-        )
-        o = (hw - k) // s + 1
+        attrs: dict[str, Any] = dict(kernel_shape=[k, k], strides=[s, s], pads=[_pool_pad(cfg)] * 4)
+        if t == "avgpool":  # PyTorch's default, as exported from torchvision
+            attrs["count_include_pad"] = 1
+        pooled = "p" if conv_context else "y"
+        nodes.append(helper.make_node(op, [src], [pooled], name="pool", **attrs))
+        if conv_context:
+            w = rng.standard_normal((c, c, 1, 1)) / math.sqrt(c)
+            inits += [_init("tail_w", w), _init("tail_b", rng.standard_normal(c) * 0.1)]
+            nodes.append(
+                helper.make_node("Conv", ["p", "tail_w", "tail_b"], ["y"], name="tail_conv")
+            )
+        o = _pool_out_hw(cfg)
         out_shape = [1, c, o, o]
     elif t == "matmul":
         b, m, k, n = cfg["b"], cfg["m"], cfg["k"], cfg["n"]
@@ -958,7 +998,7 @@ def _chain_out(cfg: dict[str, Any]) -> tuple[int, int]:
     if t in ("conv", "dwconv", "gconv"):
         return cfg["cout"], _out_hw(cfg["hw"], cfg["k"], cfg["stride"])
     if t in ("maxpool", "avgpool"):
-        return cfg["c"], (cfg["hw"] - cfg["k"]) // cfg["stride"] + 1
+        return cfg["c"], _pool_out_hw(cfg)
     if t == "concat":
         return cfg["c"] * cfg["n"], cfg["hw"]
     return cfg["c"], cfg["hw"]
@@ -1226,7 +1266,7 @@ def calibrate(
         for kind, n in plan.items():
             for _ in range(n):
                 cfg = sample_config(kind, rng)
-                model = build_model(cfg, seed=i)
+                model = build_model(cfg, seed=i, conv_context=in_conv_context(cfg, precision))
                 copies = copies_for(model)
                 model = replicate(model, copies)
                 if precision == "int8":
