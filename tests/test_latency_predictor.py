@@ -107,6 +107,10 @@ def test_conv_features_closed_form():
         kind, f = conv_features(4 * width, 4 * width, 14, 14, 3, 3, 4, 4 * width * 196, prec)
         assert kind == "gconv" and f["macs"] == 4 * width * 196 * width * 9
         assert f["macs_c16_off"] == (f["macs"] if off else 0), width
+        assert f["group_pixels"] == 4 * 196  # groups x output pixels, whatever the width
+    # ResNeXt-50's first grouped conv: 32 groups of 4 channels on 56x56, batch 2
+    f = conv_features(128, 128, 56, 56, 3, 3, 32, 2 * 128 * 3136, "int8", batch=2)[1]
+    assert f["group_pixels"] == 2 * 32 * 3136 and f["macs"] == 2 * 128 * 3136 * 36
 
 
 @pytest.mark.parametrize(

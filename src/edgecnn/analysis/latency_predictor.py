@@ -87,6 +87,7 @@ FEATURES: dict[str, tuple[str, ...]] = {
         "macs",
         "macs_strided",
         "macs_c16_off",
+        "group_pixels",
         "in_bytes",
         "out_bytes",
         "weight_bytes",
@@ -185,7 +186,8 @@ def conv_features(
     conv's MACs are repeated when its group width (input or output channels per group) is not
     a multiple of 16 (``macs_c16_off`` too: ORT's fp32 NCHWc transformer then leaves it to the
     NCHW ``FusedConv``, 1.6-2x slower per MAC at group widths 24-120 than the NCHWc ``Conv`` at
-    16-128 on that host; its NCHWc block is 16 channels with AVX-512, 8 with AVX2).
+    16-128 on that host; its NCHWc block is 16 channels with AVX-512, 8 with AVX2), and it
+    counts its groups x output pixels (``group_pixels``: a cost per group and pixel).
     """
     bpe = PRECISION_BYTES[precision]
     cin_g = cin // groups
@@ -233,6 +235,10 @@ def conv_features(
         kind = "dwconv"
     else:
         f["macs_c16_off"] = float(macs if cin_g % 16 or (cout // groups) % 16 else 0)
+        # ORT's int8 QLinearConv pays ~40-50 ns per group and output pixel whatever the group
+        # width up to 16 (3x3, 7-56 pixels, 16-128 groups, one core, the AMD EPYC host):
+        # ResNeXt's 4-wide groups run at 3.4 G MAC/s, 16-wide at 46, 128-wide at 200
+        f["group_pixels"] = float(batch * groups * h_out * w_out)
         kind = "gconv"
     return kind, {k: f.get(k, 0.0) for k in FEATURES[kind]}
 
